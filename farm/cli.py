@@ -1,0 +1,281 @@
+"""The ``farm`` command line. Thin: it builds settings, resolves servers, calls services."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from farm.config import Settings
+from farm.errors import FarmError
+from farm.runtime import child_env, services
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+db_app = typer.Typer(help="Database schema migrations.")
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(e: FarmError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {e}", highlight=False)
+    return typer.Exit(e.exit_code)
+
+
+def _celery(settings: Settings):  # type: ignore[no-untyped-def]
+    from farm.celery_app import make_celery
+
+    return make_celery(settings)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """farm: train generative models and render animation with them on a Celery render farm."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def start_worker_process(settings: Settings, queues: str = "gpu,cpu") -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "farm", "worker", "--queues", queues]
+    return subprocess.Popen(args, env=child_env(settings))
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@app.command()
+def up(
+    workers: int = typer.Option(1, help="worker processes to start"),
+    queues: str = typer.Option("gpu,cpu", help="queues those workers consume"),
+) -> None:
+    """Run the farm in the foreground: servers if needed, workers and the sweeper."""
+    from farm.embedded import read_runtime
+    from farm.sweeper import sweep_forever
+
+    settings = Settings()
+    if settings.embedded and read_runtime(settings.data_dir) is not None:
+        raise _fail(FarmError(f"a farm is already up on {settings.data_dir.resolve()}"))
+    stop = threading.Event()
+    with services(settings, own=True) as s:
+        procs = [start_worker_process(s, queues) for _ in range(workers)]
+        console.print(f"farm up: database {s.database_url}, broker {s.broker_url}")
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            sweep_forever(s, _celery(s), stop)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            for p in procs:
+                stop_process(p)
+    console.print("farm stopped")
+
+
+@app.command()
+def worker(
+    queues: str = typer.Option("gpu,cpu", help="comma-separated queues to consume"),
+    concurrency: int = typer.Option(1, min=1),
+    name: str | None = typer.Option(None, help="Celery node name"),
+) -> None:
+    """Run one Celery worker (a real worker process with a prefork child)."""
+    from workers.main import run_worker
+
+    settings = Settings()
+    with services(settings, migrate=False) as s:
+        run_worker(s, queues=queues, concurrency=concurrency, name=name)
+
+
+@app.command()
+def submit(
+    spec: Path = typer.Argument(..., help="job spec, YAML or JSON"),
+    wait: bool = typer.Option(False, help="follow the job until it ends; exit 0 only on success"),
+    idempotency_key: str | None = typer.Option(None, help="submit at most once per key"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Submit a job; prints its id."""
+    from farm.specs import load_spec
+    from farm.submit import submit as do_submit
+
+    settings = Settings()
+    try:
+        parsed = load_spec(spec)
+        with services(settings) as s:
+            result = do_submit(s, _celery(s), parsed, idempotency_key=idempotency_key)
+            if as_json:
+                console.print_json(data={"id": result.job_id, "name": result.name, "created": result.created})
+            else:
+                console.print(result.job_id)
+            if wait:
+                raise typer.Exit(0 if _follow(s, result.job_id) == "succeeded" else 1)
+    except FarmError as e:
+        raise _fail(e) from None
+
+
+def _follow(settings: Settings, job_id: int) -> str:
+    from farm.queries import wait_for_job
+
+    with Progress(
+        TextColumn("job {task.fields[job]} [{task.fields[state]}]"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} tasks"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        t = bar.add_task("job", total=1, job=job_id, state="queued")
+
+        def show(row: dict[str, Any]) -> None:
+            tasks = row["tasks"]
+            bar.update(t, total=tasks["total"], completed=tasks.get("succeeded", 0), state=row["state"])
+
+        row = wait_for_job(settings, job_id, on_poll=show)
+    if row["state"] != "succeeded":
+        err.print(f"job {job_id} {row['state']}: {row['error'] or ''}", highlight=False)
+    return str(row["state"])
+
+
+@app.command()
+def status(
+    job: str | None = typer.Argument(None, help="job id or name"),
+    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(50, min=1),
+) -> None:
+    """Show the jobs, or one job with its tasks, artifacts and events."""
+    from farm.queries import job_detail, list_jobs
+
+    settings = Settings()
+    try:
+        with services(settings) as s:
+            data: Any = job_detail(s, job) if job else list_jobs(s, limit)
+    except FarmError as e:
+        raise _fail(e) from None
+    if as_json:
+        console.print_json(json.dumps(data))
+    elif job:
+        _print_job(data)
+    else:
+        table = Table("id", "name", "kind", "state", "tasks", "created", "error")
+        for r in data:
+            t = r["tasks"]
+            table.add_row(
+                str(r["id"]), r["name"], r["kind"], r["state"],
+                f"{t.get('succeeded', 0)}/{t['total']}", (r["created_at"] or "")[:19],
+                (r["error"] or "")[:60],
+            )  # fmt: skip
+        console.print(table)
+
+
+def _print_job(d: dict[str, Any]) -> None:
+    console.print(f"[bold]job {d['id']}[/bold] {d['name']} ({d['kind']}): {d['state']}")
+    if d["error"]:
+        console.print(f"error: {d['error']}", highlight=False)
+    tasks = Table("task", "kind", "frames", "state", "attempts", "worker", "progress", "error")
+    for t in d["task_list"]:
+        tasks.add_row(
+            str(t["id"]), t["kind"], t["frames"] or "", t["state"],
+            f"{t['attempts']}/{t['max_attempts']}", t["worker"] or "",
+            json.dumps(t["progress"]) if t["progress"] else "", (t["error"] or "")[-60:],
+        )  # fmt: skip
+    console.print(tasks)
+    for a in d["artifacts"]:
+        console.print(f"{a['kind']}: {a['path']} ({a['size']} bytes, sha256 {a['sha256'][:12]})")
+
+
+@app.command()
+def cancel(job: str) -> None:
+    """Cancel a job: queued tasks never start, running ones stop at their next heartbeat."""
+    from farm.control import cancel as do_cancel
+
+    try:
+        with services(Settings()) as s:
+            console.print(f"job {do_cancel(s, job)} canceled")
+    except FarmError as e:
+        raise _fail(e) from None
+
+
+@app.command()
+def retry(job: str) -> None:
+    """Re-run a failed job's failed tasks only."""
+    from farm.control import retry as do_retry
+    from farm.dispatch import dispatch_ready
+
+    try:
+        with services(Settings()) as s:
+            job_id, n = do_retry(s, job)
+            dispatch_ready(s, _celery(s))
+            console.print(f"job {job_id}: {n} task(s) queued again")
+    except FarmError as e:
+        raise _fail(e) from None
+
+
+@app.command()
+def sweep(loop: bool = typer.Option(False, help="keep sweeping until interrupted")) -> None:
+    """Re-queue work of lost workers and re-send lost messages (``farm up`` does this too)."""
+    from farm.sweeper import sweep_forever, sweep_once
+
+    with services(Settings()) as s:
+        celery = _celery(s)
+        if loop:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            try:
+                sweep_forever(s, celery, stop)
+            except KeyboardInterrupt:
+                pass
+            return
+        for d in sweep_once(s, celery):
+            console.print(f"task {d.task_id}: {d.action} ({d.reason})")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION."""
+    from farm.migrate import upgrade as do_upgrade
+
+    with services(Settings(), migrate=False) as s:
+        do_upgrade(s, revision)
+        console.print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION."""
+    from farm.migrate import downgrade as do_downgrade
+
+    with services(Settings(), migrate=False) as s:
+        do_downgrade(s, revision)
+        console.print(f"database at {revision}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("out"), help="where demo.mp4 lands")) -> None:
+    """Train the VAE briefly and render a 0→1→…→9 morph to OUT/demo.mp4 through the farm."""
+    from farm.demo import run_demo
+
+    os.environ.setdefault("FARM_OUTPUT_ROOT", str(out))
+    settings = Settings(output_root=out)
+    try:
+        path = run_demo(settings, console=err)
+    except FarmError as e:
+        raise _fail(e) from None
+    console.print(str(path))

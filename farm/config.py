@@ -1,0 +1,52 @@
+"""Settings, built once at an entry point (CLI, worker start, tests) and passed down.
+
+Every knob is a ``FARM_*`` environment variable. Units live in the names (``lease_s``).
+With neither ``FARM_DATABASE_URL`` nor ``FARM_BROKER_URL`` set, the farm runs its embedded
+PostgreSQL and Redis under ``data_dir`` (see :mod:`farm.embedded`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FARM_", extra="ignore")
+
+    database_url: str | None = None
+    broker_url: str | None = None
+    data_dir: Path = Path(".farm")
+    output_root: Path = Path("out")
+    ffmpeg: str | None = None
+
+    # A running task's lease; its worker extends it every heartbeat_s from a background thread.
+    lease_s: float = Field(default=60.0, gt=0)
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    # A queued task that no worker claimed this long after it was sent: its message is lost.
+    unclaimed_s: float = Field(default=120.0, gt=0)
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    # Claims per task before a failure is final; re-sends of a lost message per task.
+    max_attempts: int = Field(default=3, ge=1)
+    max_resends: int = Field(default=10, ge=0)
+    retry_backoff_s: float = Field(default=2.0, ge=0)
+
+    worker_threads: int | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.broker_url is None
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("database_url is not resolved yet (embedded servers not started)")
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    def output_root_abs(self) -> Path:
+        return self.output_root.expanduser().resolve()

@@ -1,0 +1,52 @@
+"""One error hierarchy: the CLI maps it to exit codes, the API (later) to HTTP answers."""
+
+from __future__ import annotations
+
+
+class FarmError(Exception):
+    """Raised for any failure the farm itself understands and can explain."""
+
+    exit_code = 1
+
+
+class SpecError(FarmError):
+    """Raised when a job spec is invalid; names the field and the reason."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = [f"{field}: {reason}" for field, reason in problems]
+        super().__init__("invalid job spec:\n  " + "\n  ".join(lines))
+
+
+class JobNotFound(FarmError):
+    """Raised when a job id or name matches no job."""
+
+    exit_code = 3
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"no job matches {ref!r}")
+
+
+class InvalidTransition(FarmError):
+    """Raised when a status change is not in the state machine's table."""
+
+    def __init__(self, task_id: int, from_state: str, to_state: str) -> None:
+        self.task_id, self.from_state, self.to_state = task_id, from_state, to_state
+        super().__init__(f"task {task_id}: {from_state} -> {to_state} is not allowed")
+
+
+class JobStateError(FarmError):
+    """Raised when a control verb does not apply to the job's current state."""
+
+    exit_code = 4
+
+    def __init__(self, job_id: int, state: str, verb: str) -> None:
+        self.job_id, self.state, self.verb = job_id, state, verb
+        super().__init__(f"job {job_id} is {state}: cannot {verb} it")
+
+
+class TaskLost(FarmError):
+    """Raised inside a worker when its task was taken from it (lease lost or canceled)."""

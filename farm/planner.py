@@ -1,0 +1,61 @@
+"""Spec -> tasks. Pure: the same spec always gives the same plan, with no database involved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from farm.frames import chunk, format_frames
+from farm.specs import RenderSpec, TrainSpec
+from farm.states import TaskKind
+
+GPU_QUEUE = "gpu"
+CPU_QUEUE = "cpu"
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    kind: TaskKind
+    stage: int
+    index: int
+    queue: str
+    frames: str | None = None
+    position: int = 0
+    frame_count: int = 0
+
+
+def plan(spec: TrainSpec | RenderSpec) -> list[PlannedTask]:
+    if isinstance(spec, TrainSpec):
+        return [PlannedTask(TaskKind.TRAIN, stage=0, index=0, queue=GPU_QUEUE)]
+    frames = spec.frame_list()
+    tasks = [
+        PlannedTask(
+            TaskKind.RENDER_CHUNK,
+            stage=0,
+            index=i,
+            queue=GPU_QUEUE,
+            frames=format_frames(part),
+            position=pos,
+            frame_count=len(part),
+        )
+        for i, (pos, part) in enumerate(chunk(frames, spec.chunk_size))
+    ]
+    tasks.append(
+        PlannedTask(
+            TaskKind.ASSEMBLE,
+            stage=1,
+            index=0,
+            queue=CPU_QUEUE,
+            frames=format_frames(frames),
+            frame_count=len(frames),
+        )
+    )
+    return tasks
+
+
+def describe(kind: TaskKind, job_name: str, frames: str | None) -> str:
+    """The label Flower and logs show for a task: which job and which frames."""
+    if kind is TaskKind.RENDER_CHUNK:
+        return f"render {job_name} [{frames}]"
+    if kind is TaskKind.ASSEMBLE:
+        return f"assemble {job_name} [{frames}]"
+    return f"train {job_name}"

@@ -1,0 +1,58 @@
+"""Resolving where the servers are: the environment, a running ``farm up``, or our own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from farm.config import Settings
+from farm.embedded import EmbeddedServers, read_runtime
+from farm.migrate import upgrade
+
+
+@contextmanager
+def services(settings: Settings, *, migrate: bool = True, own: bool = False) -> Iterator[Settings]:
+    """Yield settings whose URLs point at running servers.
+
+    With both URLs set they are used as they are. Otherwise a live ``farm up`` on the same
+    data directory is joined, or (``own``, or nobody runs them) embedded servers are started
+    for the duration of the block.
+    """
+    if not settings.embedded:
+        if migrate:
+            upgrade(settings)
+        yield settings
+        return
+    running = None if own else read_runtime(settings.data_dir)
+    if running is not None:
+        resolved = settings.model_copy(update=running)
+        yield resolved
+        return
+    with EmbeddedServers(settings.data_dir) as servers:
+        resolved = settings.model_copy(
+            update={"database_url": servers.database_url, "broker_url": servers.broker_url}
+        )
+        if migrate:
+            upgrade(resolved)
+        if own:
+            servers.write_runtime()
+        try:
+            yield resolved
+        finally:
+            if own:
+                servers.remove_runtime()
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """Environment for a process we start (a worker): the resolved servers and settings."""
+    env = dict(os.environ)
+    for field in ("database_url", "broker_url", "data_dir", "output_root", "ffmpeg"):
+        value = getattr(settings, field)
+        if value is not None:
+            env[f"FARM_{field.upper()}"] = str(value)
+    for field in ("lease_s", "heartbeat_s", "unclaimed_s", "sweep_interval_s", "max_attempts"):
+        env[f"FARM_{field.upper()}"] = str(getattr(settings, field))
+    env["FARM_OUTPUT_ROOT"] = str(settings.output_root_abs())
+    env["FARM_DATA_DIR"] = str(settings.data_dir.resolve())
+    return env

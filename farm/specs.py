@@ -1,0 +1,172 @@
+"""Job specs: what a submitter writes, validated before anything is recorded.
+
+A spec is YAML or JSON. Two kinds: ``train`` (fit a model on a data set, produce a
+checkpoint) and ``render`` (load a checkpoint, render frames, encode a video). Unknown
+fields are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from farm.errors import SpecError
+from farm.frames import FrameRangeError, parse_frames
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Model families the control plane accepts; the data plane registers their implementations.
+MODEL_FAMILIES = ("vae",)
+DATASETS = ("digits",)
+_SEED_KEY = re.compile(r"^seed:(\d{1,10})$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="job name")
+    priority: int = Field(default=50, ge=0, le=100)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class TrainSpec(_Spec):
+    """Train a model family on a data set; the checkpoint is the job's artifact."""
+
+    kind: Literal["train"]
+    model: Literal["vae"] = "vae"
+    dataset: Literal["digits"] = "digits"
+    epochs: int = Field(default=30, ge=1, le=100_000)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    lr: float = Field(default=2e-3, gt=0, le=1)
+    seed: int = Field(default=0, ge=0)
+    latent_dim: int = Field(default=8, ge=1, le=512)
+    image_size: Literal[16] = 16
+    output: str | None = Field(
+        default=None, description="checkpoint path under the output root (.safetensors)"
+    )
+
+    @field_validator("output")
+    @classmethod
+    def _checkpoint_suffix(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith(".safetensors"):
+            raise ValueError("a checkpoint path must end in .safetensors")
+        return v
+
+
+class RenderSpec(_Spec):
+    """Render frames from a checkpoint and encode them into one video."""
+
+    kind: Literal["render"]
+    checkpoint: str = Field(
+        description="'job:<train job id or name>' (waits for it) or a .safetensors path"
+    )
+    frames: str = Field(description="frame range: 1-240, 1-240x2, 1,5,10-20")
+    chunk_size: int = Field(default=50, ge=1, le=100_000)
+    fps: float = Field(default=24.0, gt=0, le=240)
+    width: int = Field(default=256, ge=16, le=4096)
+    height: int = Field(default=256, ge=16, le=4096)
+    keyframes: list[int | str] = Field(
+        default_factory=lambda: list(range(10)), min_length=1, max_length=10_000
+    )
+    output: str | None = Field(default=None, description="video path under the output root (.mp4)")
+    batch_size: int = Field(default=32, ge=1, le=4096)
+
+    @field_validator("frames")
+    @classmethod
+    def _frames(cls, v: str) -> str:
+        try:
+            parse_frames(v)
+        except FrameRangeError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even: H.264 with yuv420p needs even dimensions")
+        return v
+
+    @field_validator("keyframes")
+    @classmethod
+    def _keys(cls, v: list[int | str]) -> list[int | str]:
+        for i, k in enumerate(v):
+            if isinstance(k, int):
+                if k < 0:
+                    raise ValueError(f"keyframe {i} ({k}) is not a class index >= 0")
+            elif _SEED_KEY.match(k) is None:
+                raise ValueError(f"keyframe {i} ({k!r}) is neither a class index nor 'seed:N'")
+        return v
+
+    @field_validator("output")
+    @classmethod
+    def _video_suffix(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith(".mp4"):
+            raise ValueError("the video path must end in .mp4")
+        return v
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint(cls, v: str) -> str:
+        if v.startswith("job:"):
+            if not v[4:]:
+                raise ValueError("'job:' needs a job id or name")
+        elif not v.endswith(".safetensors"):
+            raise ValueError("use 'job:<id or name>' or a path ending in .safetensors")
+        return v
+
+    def frame_list(self) -> list[int]:
+        return parse_frames(self.frames)
+
+
+JobSpec = Annotated[TrainSpec | RenderSpec, Field(discriminator="kind")]
+_ADAPTER: TypeAdapter[TrainSpec | RenderSpec] = TypeAdapter(JobSpec)
+
+
+def parse_spec(data: Any) -> TrainSpec | RenderSpec:
+    """Validate a decoded spec, turning pydantic's errors into (field, reason) pairs."""
+    if not isinstance(data, dict):
+        raise SpecError([("spec", "must be a mapping of fields")])
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as e:
+        raise SpecError(_problems(e)) from None
+
+
+def _problems(e: ValidationError) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"]]
+        # Drop the union tag pydantic puts first ("render", "train") for discriminated unions.
+        if loc and loc[0] in ("train", "render"):
+            loc = loc[1:]
+        field = ".".join(loc) or "spec"
+        kind = err["type"]
+        if kind == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("tag")
+            field, reason = "kind", f"unknown kind {tag!r}: use 'train' or 'render'"
+        elif kind == "union_tag_not_found":
+            field, reason = "kind", "missing: use 'train' or 'render'"
+        elif kind == "extra_forbidden":
+            reason = "unknown field"
+        else:
+            reason = err["msg"].removeprefix("Value error, ")
+        out.append((field, reason))
+    return out
+
+
+def load_spec(path: Path) -> TrainSpec | RenderSpec:
+    """Read a YAML or JSON spec file."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError([("file", f"cannot read {path}: {e.strerror}")]) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        raise SpecError([("file", f"{path} is not valid YAML/JSON: {e}")]) from None
+    return parse_spec(data)

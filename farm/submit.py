@@ -1,0 +1,163 @@
+"""Submission: validate against the database, record the job and its tasks, then send.
+
+The job and all its tasks are committed in one transaction before any message is sent;
+sending is the dispatcher's job, which a crash between the two cannot skip (the sweeper
+sends whatever is ready and unsent).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from farm.config import Settings
+from farm.db import session_scope
+from farm.dispatch import dispatch_ready
+from farm.errors import FarmError, JobNotFound, SpecError
+from farm.models import Event, Job, JobDependency, Task
+from farm.outputs import OutsideOutputRoot, confine, default_output
+from farm.planner import plan
+from farm.specs import RenderSpec, TrainSpec
+from farm.states import JobState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    name: str
+    created: bool
+
+
+def find_job(session: Session, ref: str | int) -> Job:
+    """A job by id, or the newest job with that name."""
+    text = str(ref)
+    if text.isdigit():
+        job = session.get(Job, int(text))
+    else:
+        job = session.execute(
+            select(Job).where(Job.name == text).order_by(Job.id.desc()).limit(1)
+        ).scalar_one_or_none()
+    if job is None:
+        raise JobNotFound(text)
+    return job
+
+
+def resolve(
+    session: Session, settings: Settings, spec: TrainSpec | RenderSpec
+) -> tuple[dict[str, object], list[int]]:
+    """The spec as stored (name and output filled in) and the jobs it depends on."""
+    problems: list[tuple[str, str]] = []
+    name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
+    output = spec.output or default_output(spec.kind, name)
+    root = settings.output_root_abs()
+    try:
+        confine(root, output)
+    except OutsideOutputRoot as e:
+        problems.append(("output", str(e)))
+    deps: list[int] = []
+    if isinstance(spec, RenderSpec):
+        ref = spec.checkpoint
+        if ref.startswith("job:"):
+            try:
+                dep = find_job(session, ref[4:])
+            except JobNotFound:
+                problems.append(("checkpoint", f"unknown checkpoint: no job {ref[4:]!r}"))
+            else:
+                if dep.kind != "train":
+                    problems.append(
+                        ("checkpoint", f"job {dep.id} ({dep.name}) is a {dep.kind} job, not train")
+                    )
+                deps.append(dep.id)
+        else:
+            try:
+                path = confine(root, ref)
+            except OutsideOutputRoot as e:
+                problems.append(("checkpoint", str(e)))
+            else:
+                if not path.is_file():
+                    problems.append(("checkpoint", f"unknown checkpoint: {path} does not exist"))
+    if problems:
+        raise SpecError(problems)
+    stored = spec.model_dump(mode="json")
+    stored.update(name=name, output=output)
+    return stored, deps
+
+
+def submit(
+    settings: Settings,
+    celery: Celery | None,
+    spec: TrainSpec | RenderSpec,
+    *,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Record the job (or find the one already made with this key) and send what is ready."""
+    try:
+        with session_scope(settings) as session:
+            if idempotency_key is not None:
+                existing = _by_key(session, idempotency_key, spec)
+                if existing is not None:
+                    return existing
+            stored, deps = resolve(session, settings, spec)
+            job = Job(
+                name=str(stored["name"]),
+                kind=spec.kind,
+                state=JobState.QUEUED,
+                spec=stored,
+                priority=spec.priority,
+                idempotency_key=idempotency_key,
+            )
+            session.add(job)
+            session.flush()
+            attempts = spec.max_attempts or settings.max_attempts
+            for p in plan(spec):
+                session.add(
+                    Task(
+                        job_id=job.id,
+                        kind=p.kind,
+                        stage=p.stage,
+                        index=p.index,
+                        queue=p.queue,
+                        frames=p.frames,
+                        position=p.position,
+                        frame_count=p.frame_count,
+                        max_attempts=attempts,
+                    )
+                )
+            for dep in deps:
+                session.add(JobDependency(job_id=job.id, depends_on_id=dep))
+            session.add(Event(job_id=job.id, to_state="queued", message="submitted"))
+            result = Submitted(job.id, job.name, created=True)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        with session_scope(settings) as session:
+            again = _by_key(session, idempotency_key, spec)
+        if again is None:
+            raise
+        return again
+    if celery is not None:
+        try:
+            dispatch_ready(settings, celery)
+        except Exception as e:  # the job is recorded; the sweeper sends it later
+            log.warning("job %s recorded but not sent yet: %s", result.job_id, e)
+    return result
+
+
+def _by_key(session: Session, key: str, spec: TrainSpec | RenderSpec) -> Submitted | None:
+    job = session.execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
+    if job is None:
+        return None
+    mine = spec.model_dump(mode="json")
+    theirs = {k: job.spec.get(k) for k in mine}
+    mine = {k: (theirs[k] if k in ("name", "output") and v is None else v) for k, v in mine.items()}
+    if mine != theirs:
+        raise FarmError(f"idempotency key {key!r} was used for job {job.id} with a different spec")
+    return Submitted(job.id, job.name, created=False)

@@ -1,0 +1,175 @@
+"""Recovering lost work from what the database says.
+
+Two kinds of loss: a worker that died (its lease expired) and a message that vanished (a
+task stays sent-but-unclaimed while the broker holds fewer messages for its queue than
+there are such tasks). The decisions are pure functions of a snapshot and ``now``; the edge
+applies them through the state machine and then sends whatever became ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import Celery
+from sqlalchemy import func, select
+
+from farm.config import Settings
+from farm.db import session_scope
+from farm.dispatch import dispatch_ready
+from farm.lifecycle import lock_task, transition
+from farm.models import Event, Task
+from farm.states import TaskState, retry_delay_s
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Running:
+    id: int
+    lease_expires_at: datetime
+    attempts: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Unclaimed:
+    id: int
+    queue: str
+    sent_at: datetime
+    sends: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    task_id: int
+    action: str  # "requeue" | "fail" | "resend"
+    reason: str
+
+
+def decide_expired(tasks: Sequence[Running], now: datetime) -> list[Decision]:
+    out = []
+    for t in tasks:
+        if t.lease_expires_at >= now:
+            continue
+        if t.attempts < t.max_attempts:
+            out.append(Decision(t.id, "requeue", "lease expired: worker lost"))
+        else:
+            out.append(
+                Decision(t.id, "fail", f"lease expired: worker lost on attempt {t.attempts}")
+            )
+    return out
+
+
+def decide_lost(
+    unclaimed: Sequence[Unclaimed],
+    in_broker: Mapping[str, int],
+    now: datetime,
+    grace_s: float,
+    max_resends: int,
+) -> list[Decision]:
+    """Per queue: if the broker holds fewer messages than tasks await one, the oldest sent of
+    those older than the grace period are the lost ones (messages are consumed in order)."""
+    out: list[Decision] = []
+    by_queue: dict[str, list[Unclaimed]] = {}
+    for t in unclaimed:
+        by_queue.setdefault(t.queue, []).append(t)
+    for queue, tasks in by_queue.items():
+        missing = len(tasks) - in_broker.get(queue, 0)
+        if missing <= 0:
+            continue
+        old = sorted(
+            (t for t in tasks if (now - t.sent_at).total_seconds() > grace_s),
+            key=lambda t: (t.sent_at, t.id),
+        )
+        for t in old[:missing]:
+            if t.sends > max_resends:
+                out.append(Decision(t.id, "fail", f"message lost {t.sends} times"))
+            else:
+                out.append(Decision(t.id, "resend", "message lost: re-sending"))
+    return out
+
+
+def broker_depths(celery: Celery, queues: Sequence[str]) -> dict[str, int]:
+    depths: dict[str, int] = {}
+    with celery.connection_for_write() as conn:
+        channel = conn.default_channel
+        for q in queues:
+            try:
+                depths[q] = channel.queue_declare(queue=q, passive=True).message_count
+            except Exception:  # an absent queue holds nothing
+                depths[q] = 0
+                conn.close()
+                channel = conn.default_channel
+    return depths
+
+
+def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
+    """One pass: recover expired leases and lost messages, then send what is ready."""
+    with session_scope(settings) as session:
+        now = session.execute(select(func.now())).scalar_one()
+        running = [
+            Running(t.id, t.lease_expires_at, t.attempts, t.max_attempts)
+            for t in session.execute(
+                select(Task).where(Task.state == TaskState.RUNNING, Task.lease_expires_at < now)
+            ).scalars()
+            if t.lease_expires_at is not None
+        ]
+        unclaimed = [
+            Unclaimed(t.id, t.queue, t.sent_at, t.sends)
+            for t in session.execute(
+                select(Task).where(Task.state == TaskState.QUEUED, Task.sent_at.is_not(None))
+            ).scalars()
+            if t.sent_at is not None
+        ]
+    decisions = decide_expired(running, now)
+    if unclaimed:
+        depths = broker_depths(celery, sorted({t.queue for t in unclaimed}))
+        decisions += decide_lost(unclaimed, depths, now, settings.unclaimed_s, settings.max_resends)
+    for d in decisions:
+        _apply(settings, d)
+    dispatch_ready(settings, celery)
+    return decisions
+
+
+def _apply(settings: Settings, d: Decision) -> None:
+    with session_scope(settings) as session:
+        task = lock_task(session, d.task_id)
+        if task is None:
+            return
+        if d.action == "resend":
+            if task.state is TaskState.QUEUED and task.sent_at is not None:
+                task.sent_at = None
+                session.add(
+                    Event(
+                        job_id=task.job_id,
+                        task_id=task.id,
+                        from_state="queued",
+                        to_state="queued",
+                        attempt=task.attempts,
+                        message=d.reason,
+                    )
+                )
+            return
+        if d.action == "requeue" and task.state is TaskState.RUNNING:
+            log.warning("task %s: %s (worker %s)", task.id, d.reason, task.worker)
+            task.not_before = None
+            transition(session, task, TaskState.QUEUED, message=d.reason)
+        elif d.action == "fail" and task.state in (TaskState.RUNNING, TaskState.QUEUED):
+            transition(session, task, TaskState.FAILED, message=d.reason)
+
+
+def sweep_forever(settings: Settings, celery: Celery, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            sweep_once(settings, celery)
+        except Exception:
+            log.exception("sweep failed; trying again")
+        stop.wait(settings.sweep_interval_s)
+
+
+def backoff_until(now: datetime, attempt: int, settings: Settings) -> datetime:
+    return now + timedelta(seconds=retry_delay_s(attempt, settings.retry_backoff_s))
