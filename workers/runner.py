@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from farm.config import Settings
@@ -49,6 +49,8 @@ class Output:
 @dataclass
 class Result:
     outputs: list[Output] = field(default_factory=list)
+    # Artifact kinds of this job that the success supersedes (rows go in the same commit).
+    supersedes: tuple[str, ...] = ()
     # Runs only once the success is committed (e.g. deleting the segments an assembly used).
     after_commit: Callable[[], None] | None = None
 
@@ -155,6 +157,12 @@ def complete(ctx: TaskContext, result: Result) -> bool:
         if task is None or task.state is not TaskState.RUNNING or task.attempts != ctx.attempt:
             log.warning("task %s: attempt %s finished too late; result dropped", ctx.task_id, ctx.attempt)
             return False
+        if result.supersedes:
+            session.execute(
+                delete(Artifact).where(
+                    Artifact.job_id == ctx.job_id, Artifact.kind.in_(result.supersedes)
+                )
+            )
         for out in result.outputs:
             stmt = insert(Artifact).values(
                 job_id=ctx.job_id,

@@ -46,5 +46,6 @@ def run(ctx: TaskContext) -> Result:
 
     return Result(
         [Output("video", out, out.stat().st_size, sha256_file(out), info)],
+        supersedes=("segment",),
         after_commit=remove_segments,
     )
