@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from celery import Celery
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -33,7 +35,7 @@ def _fail(e: FarmError) -> typer.Exit:
     return typer.Exit(e.exit_code)
 
 
-def _celery(settings: Settings):  # type: ignore[no-untyped-def]
+def _celery(settings: Settings) -> Celery:
     from farm.celery_app import make_celery
 
     return make_celery(settings)
@@ -122,7 +124,9 @@ def submit(
         with services(settings) as s:
             result = do_submit(s, _celery(s), parsed, idempotency_key=idempotency_key)
             if as_json:
-                console.print_json(data={"id": result.job_id, "name": result.name, "created": result.created})
+                console.print_json(
+                    data={"id": result.job_id, "name": result.name, "created": result.created}
+                )
             else:
                 console.print(result.job_id)
             if wait:
@@ -146,7 +150,9 @@ def _follow(settings: Settings, job_id: int) -> str:
 
         def show(row: dict[str, Any]) -> None:
             tasks = row["tasks"]
-            bar.update(t, total=tasks["total"], completed=tasks.get("succeeded", 0), state=row["state"])
+            bar.update(
+                t, total=tasks["total"], completed=tasks.get("succeeded", 0), state=row["state"]
+            )
 
         row = wait_for_job(settings, job_id, on_poll=show)
     if row["state"] != "succeeded":
@@ -238,10 +244,8 @@ def sweep(loop: bool = typer.Option(False, help="keep sweeping until interrupted
         if loop:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 sweep_forever(s, celery, stop)
-            except KeyboardInterrupt:
-                pass
             return
         for d in sweep_once(s, celery):
             console.print(f"task {d.task_id}: {d.action} ({d.reason})")

@@ -37,12 +37,16 @@ def retry(settings: Settings, ref: str) -> tuple[int, int]:
         job = find_job(session, ref)
         if job.state is not JobState.FAILED:
             raise JobStateError(job.id, job.state.value, "retry")
-        tasks = session.execute(
-            select(Task)
-            .where(Task.job_id == job.id, Task.state == TaskState.FAILED)
-            .order_by(Task.id)
-            .with_for_update()
-        ).scalars().all()
+        tasks = (
+            session.execute(
+                select(Task)
+                .where(Task.job_id == job.id, Task.state == TaskState.FAILED)
+                .order_by(Task.id)
+                .with_for_update()
+            )
+            .scalars()
+            .all()
+        )
         for task in tasks:
             task.attempts = 0
             task.sends = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from farm.celery_app import TASK_NAMES
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 _FAILED_DEPS = (JobState.FAILED, JobState.CANCELED)
 
 
-def ready_tasks_query(limit: int):  # type: ignore[no-untyped-def]
+def ready_tasks_query(limit: int) -> Select[Task, str]:
     earlier = aliased(Task)
     dep_job = aliased(Job)
     blocked_by_stage = exists().where(
@@ -108,14 +108,3 @@ def dispatch_ready(settings: Settings, celery: Celery, limit: int = 500) -> int:
             task.sends += 1
             sent += 1
     return sent
-
-
-def pending_dependents(session: Session, job_id: int) -> list[int]:
-    rows = session.execute(
-        select(JobDependency.job_id)
-        .join(Job, Job.id == JobDependency.job_id)
-        .where(
-            and_(JobDependency.depends_on_id == job_id, Job.state.not_in(list(_FAILED_DEPS)))
-        )
-    )
-    return [r[0] for r in rows]

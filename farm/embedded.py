@@ -115,7 +115,11 @@ class EmbeddedServers:
             self._pg = None
 
     def write_runtime(self) -> None:
-        state = {"database_url": self.database_url, "broker_url": self.broker_url, "pid": os.getpid()}
+        state = {
+            "database_url": self.database_url,
+            "broker_url": self.broker_url,
+            "pid": os.getpid(),
+        }
         tmp = self.data_dir / (RUNTIME_FILE + ".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.data_dir / RUNTIME_FILE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-_PART = re.compile(r"^(?P<start>\d+)(?:-(?P<end>\d+)(?:x(?P<step>\d+))?)?$")
+_PART = re.compile(r"(?P<start>\d+)(?:\s*-\s*(?P<end>\d+)(?:\s*x\s*(?P<step>\d+))?)?")
 MAX_FRAMES = 1_000_000
 
 
@@ -23,8 +23,9 @@ def parse_frames(text: str) -> list[int]:
     if not isinstance(text, str) or not text.strip():
         raise FrameRangeError("empty frame range")
     frames: list[int] = []
-    for raw in text.replace(" ", "").split(","):
-        m = _PART.match(raw)
+    for part_text in text.split(","):
+        raw = part_text.strip()
+        m = _PART.fullmatch(raw)
         if m is None:
             raise FrameRangeError(
                 f"{raw!r} is not a frame, a range 'A-B' or a stepped range 'A-BxN'"

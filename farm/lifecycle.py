@@ -43,9 +43,9 @@ def transition(
     else:
         task.finished_at = when
         task.lease_expires_at = None
-    if dst in (TaskState.FAILED, TaskState.QUEUED) and message and src is TaskState.RUNNING:
-        task.error = message
-    elif dst is TaskState.FAILED and message:
+    if (dst in (TaskState.FAILED, TaskState.QUEUED) and message and src is TaskState.RUNNING) or (
+        dst is TaskState.FAILED and message
+    ):
         task.error = message
     session.add(
         Event(
@@ -82,13 +82,13 @@ def refresh_job_state(session: Session, job_id: int, *, now: datetime | None = N
             ).scalar_one_or_none()
         elif new is not JobState.CANCELED:
             job.error = None
-        session.add(
-            Event(job_id=job_id, at=when, from_state=job.state.value, to_state=new.value)
-        )
+        session.add(Event(job_id=job_id, at=when, from_state=job.state.value, to_state=new.value))
         job.state = new
         session.flush()
     return new
 
 
 def lock_task(session: Session, task_id: int) -> Task | None:
-    return session.execute(select(Task).where(Task.id == task_id).with_for_update()).scalar_one_or_none()
+    return session.execute(
+        select(Task).where(Task.id == task_id).with_for_update()
+    ).scalar_one_or_none()

@@ -121,7 +121,9 @@ class Task(Base):
         Index("ix_tasks_job_id_stage", "job_id", "stage"),
         # The dispatcher's and the sweeper's hot queries touch only unfinished tasks.
         Index("ix_tasks_queued", "sent_at", postgresql_where=text("state = 'queued'")),
-        Index("ix_tasks_running_lease", "lease_expires_at", postgresql_where=text("state = 'running'")),
+        Index(
+            "ix_tasks_running_lease", "lease_expires_at", postgresql_where=text("state = 'running'")
+        ),
     )
 
 

@@ -75,13 +75,15 @@ def job_detail(settings: Settings, ref: str) -> dict[str, Any]:
                 "progress": t.progress,
                 "error": t.error,
             }
-            for t in s.execute(select(Task).where(Task.job_id == job.id).order_by(Task.id))
-            .scalars()
+            for t in s.execute(
+                select(Task).where(Task.job_id == job.id).order_by(Task.id)
+            ).scalars()
         ]
         row["artifacts"] = [
             {"kind": a.kind, "path": a.path, "size": a.size, "sha256": a.sha256, "meta": a.meta}
-            for a in s.execute(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.id))
-            .scalars()
+            for a in s.execute(
+                select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.id)
+            ).scalars()
         ]
         row["events"] = [
             {
@@ -93,8 +95,9 @@ def job_detail(settings: Settings, ref: str) -> dict[str, Any]:
                 "attempt": e.attempt,
                 "message": e.message,
             }
-            for e in s.execute(select(Event).where(Event.job_id == job.id).order_by(Event.id))
-            .scalars()
+            for e in s.execute(
+                select(Event).where(Event.job_id == job.id).order_by(Event.id)
+            ).scalars()
         ]
         return row
 

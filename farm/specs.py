@@ -70,10 +70,16 @@ class RenderSpec(_Spec):
     width: int = Field(default=256, ge=16, le=4096)
     height: int = Field(default=256, ge=16, le=4096)
     keyframes: list[int | str] = Field(
-        default_factory=lambda: list(range(10)), min_length=1, max_length=10_000
+        default_factory=lambda: list[int | str](range(10)), min_length=1, max_length=10_000
     )
     output: str | None = Field(default=None, description="video path under the output root (.mp4)")
     batch_size: int = Field(default=32, ge=1, le=4096)
+
+    @field_validator("frames", mode="before")
+    @classmethod
+    def _frame_number(cls, v: Any) -> Any:
+        # YAML reads `frames: 1001` as an int; a single frame is valid range syntax.
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
     @field_validator("frames")
     @classmethod

@@ -36,7 +36,10 @@ T = TaskState
 TRANSITIONS: dict[tuple[TaskState, TaskState], str] = {
     (T.QUEUED, T.RUNNING): "a worker claimed the task",
     (T.QUEUED, T.CANCELED): "the job was canceled before the task ran",
-    (T.QUEUED, T.FAILED): "the task cannot run: a dependency failed or its message was lost too often",
+    (
+        T.QUEUED,
+        T.FAILED,
+    ): "the task cannot run: a dependency failed or its message was lost too often",
     (T.RUNNING, T.SUCCEEDED): "the worker finished and recorded its outputs",
     (T.RUNNING, T.QUEUED): "the attempt failed or its lease expired; attempts remain",
     (T.RUNNING, T.FAILED): "the attempt failed and no attempts remain",

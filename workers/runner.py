@@ -155,7 +155,9 @@ def complete(ctx: TaskContext, result: Result) -> bool:
     with session_scope(ctx.settings) as session:
         task = lock_task(session, ctx.task_id)
         if task is None or task.state is not TaskState.RUNNING or task.attempts != ctx.attempt:
-            log.warning("task %s: attempt %s finished too late; result dropped", ctx.task_id, ctx.attempt)
+            log.warning(
+                "task %s: attempt %s finished too late; result dropped", ctx.task_id, ctx.attempt
+            )
             return False
         if result.supersedes:
             session.execute(

@@ -67,7 +67,9 @@ def test_render_waits_for_its_train_job_and_produces_exact_video(farm: Farm) -> 
     ]  # fmt: skip
     with farm.session() as s:
         train_done = s.execute(
-            select(func.max(Event.at)).where(Event.job_id == train_id, Event.to_state == "succeeded")
+            select(func.max(Event.at)).where(
+                Event.job_id == train_id, Event.to_state == "succeeded"
+            )
         ).scalar_one()
         first_chunk = s.execute(
             select(func.min(Event.at)).where(Event.job_id == render_id, Event.to_state == "running")
@@ -91,12 +93,21 @@ def test_every_transition_is_an_event_with_worker_and_attempt(farm: Farm, traine
                 .where(Event.task_id == t.id)
                 .order_by(Event.id)
             ).all()
-            assert [(a, b) for a, b, _, _ in trail] == [("queued", "running"), ("running", "succeeded")]
+            assert [(a, b) for a, b, _, _ in trail] == [
+                ("queued", "running"),
+                ("running", "succeeded"),
+            ]
             assert all(w for _, _, w, _ in trail)
             assert [n for _, _, _, n in trail] == [1, 1]
-        job_events = s.execute(
-            select(Event.to_state).where(Event.job_id == job_id, Event.task_id.is_(None)).order_by(Event.id)
-        ).scalars().all()
+        job_events = (
+            s.execute(
+                select(Event.to_state)
+                .where(Event.job_id == job_id, Event.task_id.is_(None))
+                .order_by(Event.id)
+            )
+            .scalars()
+            .all()
+        )
     assert job_events == ["queued", "running", "succeeded"]
 
 
@@ -106,7 +117,10 @@ def test_same_idempotency_key_creates_one_job(farm: Farm, trained: int) -> None:
     second = farm.submit(spec, idempotency_key="shot-42")
     assert first == second
     with farm.session() as s:
-        assert s.execute(select(func.count()).where(Job.idempotency_key == "shot-42")).scalar_one() == 1
+        assert (
+            s.execute(select(func.count()).where(Job.idempotency_key == "shot-42")).scalar_one()
+            == 1
+        )
     assert farm.wait(first)["state"] == "succeeded"
 
 
@@ -128,7 +142,9 @@ def test_duplicate_delivery_is_dropped_by_the_claim(farm: Farm, trained: int) ->
     assert (runs, attempts) == (1, 1)
 
 
-def test_corrupt_checkpoint_fails_after_retry_limit_and_worker_survives(farm: Farm, trained: int) -> None:
+def test_corrupt_checkpoint_fails_after_retry_limit_and_worker_survives(
+    farm: Farm, trained: int
+) -> None:
     bad = farm.settings.output_root_abs() / "broken.safetensors"
     bad.parent.mkdir(parents=True, exist_ok=True)
     bad.write_bytes(b"\x00garbage" * 100)
@@ -175,7 +191,9 @@ def test_failed_dependency_fails_the_render_with_its_reason(farm: Farm) -> None:
 def test_cancel_stops_queued_and_running_tasks(farm: Farm, trained: int) -> None:
     from farm.control import cancel
 
-    job_id = farm.submit(render("cancel-me", frames="1-4000", chunk_size=400, width=256, height=256))
+    job_id = farm.submit(
+        render("cancel-me", frames="1-4000", chunk_size=400, width=256, height=256)
+    )
     farm.wait_until(
         lambda: farm.detail(job_id)["tasks"].get("running", 0) >= 1, what="a running chunk"
     )
@@ -222,7 +240,10 @@ def test_cli_submit_wait_and_status_json(farm: Farm, trained: int, tmp_path: Pat
         ("kind: render\ncheckpoint: job:vae-small\nframes: 1-9\nwidth: 0\n", "width"),
         ("kind: render\ncheckpoint: job:vae-small\nframes: 1-9\nheight: -64\n", "height"),
         ("kind: render\ncheckpoint: job:no-such-job\nframes: 1-9\n", "checkpoint"),
-        ("kind: render\ncheckpoint: job:vae-small\nframes: 1-9\noutput: ../../etc/x.mp4\n", "output"),
+        (
+            "kind: render\ncheckpoint: job:vae-small\nframes: 1-9\noutput: ../../etc/x.mp4\n",
+            "output",
+        ),
         ("kind: train\nepochs: 3\ncolour: red\n", "colour"),
     ],
 )

@@ -127,11 +127,6 @@ def test_frame_range_error_is_a_value_error() -> None:
     assert issubclass(FrameRangeError, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_frames strips every space before matching, so a space between digits "
-    "joins them: '1 5' parses as frame 15 instead of being refused",
-)
 def test_parse_space_between_digits_is_an_error_not_a_joined_number() -> None:
     with pytest.raises(FrameRangeError):
         parse_frames("1 5")

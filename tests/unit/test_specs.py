@@ -241,12 +241,6 @@ def test_spec_error_exit_code_is_2_and_message_lists_problems() -> None:
     assert str(err) == "invalid job spec:\n  colour: unknown field"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a single-frame range written unquoted in YAML ('frames: 1001') decodes to an int, "
-    "and RenderSpec.frames (str) refuses ints with 'Input should be a valid string' "
-    "although '1001' is valid frame syntax",
-)
 def test_single_frame_written_as_a_yaml_number_is_accepted(tmp_path: Path) -> None:
     p = tmp_path / "one.yaml"
     p.write_text("kind: render\ncheckpoint: job:t\nframes: 1001\n")

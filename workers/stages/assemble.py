@@ -23,20 +23,22 @@ def run(ctx: TaskContext) -> Result:
     spec = ctx.spec
     root = ctx.settings.output_root_abs()
     with session_scope(ctx.settings) as s:
-        indexes = s.execute(
-            select(Task.index)
-            .where(Task.job_id == ctx.job_id, Task.kind == TaskKind.RENDER_CHUNK)
-            .order_by(Task.index)
-        ).scalars().all()
+        indexes = (
+            s.execute(
+                select(Task.index)
+                .where(Task.job_id == ctx.job_id, Task.kind == TaskKind.RENDER_CHUNK)
+                .order_by(Task.index)
+            )
+            .scalars()
+            .all()
+        )
     segments = [segment_path(root, ctx.job_id, i) for i in indexes]
     missing = [str(p) for p in segments if not p.is_file()]
     if missing:
         raise RuntimeError(f"missing segments: {', '.join(missing)}")
     out = confine(root, spec["output"])
     ffmpeg = ffmpeg_binary(ctx.settings.ffmpeg)
-    concat_segments(
-        segments, out, ffmpeg=ffmpeg, expected_frames=ctx.frame_count, fps=spec["fps"]
-    )
+    concat_segments(segments, out, ffmpeg=ffmpeg, expected_frames=ctx.frame_count, fps=spec["fps"])
     info = probe_video(out, ffmpeg=ffmpeg)
     info.update(frames_range=ctx.frames, fps_requested=spec["fps"])
     seg_dir = segments[0].parent

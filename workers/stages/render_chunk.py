@@ -18,6 +18,7 @@ from farm.outputs import confine, segment_path
 from workers.checkpoint import sha256_file
 from workers.device import device, load_model
 from workers.encode import SegmentWriter, ffmpeg_binary
+from workers.models.vae import ConvVAE
 from workers.render import keyframe_latents, render_frames, walk_latents
 from workers.runner import Output, Result, TaskContext
 
@@ -42,6 +43,8 @@ def checkpoint_for(ctx: TaskContext) -> Path:
 def run(ctx: TaskContext) -> Result:
     spec = ctx.spec
     model, meta, digest = load_model(checkpoint_for(ctx))
+    if not isinstance(model, ConvVAE):
+        raise TypeError(f"render needs a VAE checkpoint, got {type(model).__name__}")
     total = len(parse_frames(spec["frames"]))
     means = torch.tensor(meta["class_means"], dtype=torch.float32)
     keys = keyframe_latents(means, spec["keyframes"], means.shape[1])

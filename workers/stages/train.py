@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
@@ -25,9 +24,7 @@ def run(ctx: TaskContext) -> Result:
     started = time.monotonic()
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        ctx.progress(
-            {"epoch": epoch, "epochs": spec["epochs"], **metrics}, min_interval_s=1.0
-        )
+        ctx.progress({"epoch": epoch, "epochs": spec["epochs"], **metrics}, min_interval_s=1.0)
 
     try:
         model, history = train_vae(
@@ -70,5 +67,3 @@ def run(ctx: TaskContext) -> Result:
             )
         ]
     )
-
-
