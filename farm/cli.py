@@ -50,9 +50,16 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     )
 
 
-def start_worker_process(settings: Settings, queues: str = "gpu,cpu") -> subprocess.Popen[bytes]:
+def start_worker_process(
+    settings: Settings, queues: str = "gpu,cpu", log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A ``farm worker`` child process on the resolved servers; its log to ``log_file``."""
     args = [sys.executable, "-m", "farm", "worker", "--queues", queues]
-    return subprocess.Popen(args, env=child_env(settings))
+    if log_file is None:
+        return subprocess.Popen(args, env=child_env(settings))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        return subprocess.Popen(args, env=child_env(settings), stdout=log, stderr=log)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:

@@ -37,7 +37,9 @@ def run_demo(settings: Settings, console: Console) -> Path:
     stop = threading.Event()
     with services(settings) as s:
         celery = make_celery(s)
-        worker = start_worker_process(s)
+        log = s.data_dir.resolve() / "logs" / "demo-worker.log"
+        worker = start_worker_process(s, log_file=log)
+        console.print(f"worker started (log: {log})")
         sweeper = threading.Thread(target=sweep_forever, args=(s, celery, stop), daemon=True)
         sweeper.start()
         try:
