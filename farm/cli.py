@@ -88,11 +88,11 @@ def up(
     with services(settings, own=True) as s:
         procs = [start_worker_process(s, queues) for _ in range(workers)]
         console.print(f"farm up: database {s.database_url}, broker {s.broker_url}")
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         try:
             sweep_forever(s, _celery(s), stop)
-        except KeyboardInterrupt:
-            pass
         finally:
             stop.set()
             for p in procs:
@@ -198,6 +198,17 @@ def status(
         console.print(table)
 
 
+def _progress(p: dict[str, Any] | None) -> str:
+    if not p:
+        return ""
+    if "epoch" in p:
+        loss = p.get("loss")
+        return f"epoch {p['epoch']}/{p.get('epochs', '?')}" + (f" loss {loss:.2f}" if loss else "")
+    if "frames" in p:
+        return f"{p['frames']}/{p.get('of', '?')} frames"
+    return json.dumps(p)
+
+
 def _print_job(d: dict[str, Any]) -> None:
     console.print(f"[bold]job {d['id']}[/bold] {d['name']} ({d['kind']}): {d['state']}")
     if d["error"]:
@@ -207,7 +218,7 @@ def _print_job(d: dict[str, Any]) -> None:
         tasks.add_row(
             str(t["id"]), t["kind"], t["frames"] or "", t["state"],
             f"{t['attempts']}/{t['max_attempts']}", t["worker"] or "",
-            json.dumps(t["progress"]) if t["progress"] else "", (t["error"] or "")[-60:],
+            _progress(t["progress"]), (t["error"] or "")[-60:],
         )  # fmt: skip
     console.print(tasks)
     for a in d["artifacts"]:
