@@ -11,28 +11,24 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from celery import Celery
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from farm import cli_ops
+from farm.backend import backend
+from farm.cli_common import _fail, _follow_all, console, err
 from farm.config import Settings
 from farm.errors import FarmError
 from farm.runtime import child_env, services
 
+if TYPE_CHECKING:
+    from celery import Celery
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 db_app = typer.Typer(help="Database schema migrations.")
 app.add_typer(db_app, name="db")
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(e: FarmError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {e}", highlight=False)
-    return typer.Exit(e.exit_code)
 
 
 def _celery(settings: Settings) -> Celery:
@@ -123,48 +119,24 @@ def submit(
 ) -> None:
     """Submit a job; prints its id."""
     from farm.specs import load_spec
-    from farm.submit import submit as do_submit
 
-    settings = Settings()
     try:
-        parsed = load_spec(spec)
-        with services(settings) as s:
-            result = do_submit(s, _celery(s), parsed, idempotency_key=idempotency_key)
+        data = load_spec(spec).model_dump(mode="json", exclude_defaults=True)
+        with backend(Settings()) as be:
+            made = be.submit(data, idempotency_key)
             if as_json:
-                console.print_json(
-                    data={"id": result.job_id, "name": result.name, "created": result.created}
-                )
+                console.print_json(data=made)
             else:
-                console.print(result.job_id)
+                console.print(made["id"])
             if wait:
-                raise typer.Exit(0 if _follow(s, result.job_id) == "succeeded" else 1)
+                row = _follow_all(be, [made["id"]])[made["id"]]
+                if row["state"] != "succeeded":
+                    err.print(
+                        f"job {made['id']} {row['state']}: {row['error'] or ''}", highlight=False
+                    )
+                raise typer.Exit(0 if row["state"] == "succeeded" else 1)
     except FarmError as e:
         raise _fail(e) from None
-
-
-def _follow(settings: Settings, job_id: int) -> str:
-    from farm.queries import wait_for_job
-
-    with Progress(
-        TextColumn("job {task.fields[job]} [{task.fields[state]}]"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} tasks"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as bar:
-        t = bar.add_task("job", total=1, job=job_id, state="queued")
-
-        def show(row: dict[str, Any]) -> None:
-            tasks = row["tasks"]
-            bar.update(
-                t, total=tasks["total"], completed=tasks.get("succeeded", 0), state=row["state"]
-            )
-
-        row = wait_for_job(settings, job_id, on_poll=show)
-    if row["state"] != "succeeded":
-        err.print(f"job {job_id} {row['state']}: {row['error'] or ''}", highlight=False)
-    return str(row["state"])
 
 
 @app.command()
@@ -174,12 +146,9 @@ def status(
     limit: int = typer.Option(50, min=1),
 ) -> None:
     """Show the jobs, or one job with its tasks, artifacts and events."""
-    from farm.queries import job_detail, list_jobs
-
-    settings = Settings()
     try:
-        with services(settings) as s:
-            data: Any = job_detail(s, job) if job else list_jobs(s, limit)
+        with backend(Settings()) as be:
+            data: Any = be.job(job) if job else be.jobs(limit)
     except FarmError as e:
         raise _fail(e) from None
     if as_json:
@@ -190,8 +159,9 @@ def status(
         table = Table("id", "name", "kind", "state", "tasks", "created", "error")
         for r in data:
             t = r["tasks"]
+            state = r["state"] + (" (paused)" if r.get("paused") else "")
             table.add_row(
-                str(r["id"]), r["name"], r["kind"], r["state"],
+                str(r["id"]), r["name"], r["kind"], state,
                 f"{t.get('succeeded', 0)}/{t['total']}", (r["created_at"] or "")[:19],
                 (r["error"] or "")[:60],
             )  # fmt: skip
@@ -210,7 +180,8 @@ def _progress(p: dict[str, Any] | None) -> str:
 
 
 def _print_job(d: dict[str, Any]) -> None:
-    console.print(f"[bold]job {d['id']}[/bold] {d['name']} ({d['kind']}): {d['state']}")
+    paused = " (paused)" if d.get("paused") else ""
+    console.print(f"[bold]job {d['id']}[/bold] {d['name']} ({d['kind']}): {d['state']}{paused}")
     if d["error"]:
         console.print(f"error: {d['error']}", highlight=False)
     tasks = Table("task", "kind", "frames", "state", "attempts", "worker", "progress", "error")
@@ -225,31 +196,46 @@ def _print_job(d: dict[str, Any]) -> None:
         console.print(f"{a['kind']}: {a['path']} ({a['size']} bytes, sha256 {a['sha256'][:12]})")
 
 
+def _control(verb: str, job: str, *args: Any) -> None:
+    try:
+        with backend(Settings()) as be:
+            row = be.control(verb, job, *args)
+    except FarmError as e:
+        raise _fail(e) from None
+    paused = " (paused)" if row.get("paused") else ""
+    console.print(
+        f"job {row['id']} ({row['name']}): {row['state']}{paused}, priority {row['priority']}"
+    )
+
+
 @app.command()
 def cancel(job: str) -> None:
     """Cancel a job: queued tasks never start, running ones stop at their next heartbeat."""
-    from farm.control import cancel as do_cancel
-
-    try:
-        with services(Settings()) as s:
-            console.print(f"job {do_cancel(s, job)} canceled")
-    except FarmError as e:
-        raise _fail(e) from None
+    _control("cancel", job)
 
 
 @app.command()
 def retry(job: str) -> None:
     """Re-run a failed job's failed tasks only."""
-    from farm.control import retry as do_retry
-    from farm.dispatch import dispatch_ready
+    _control("retry", job)
 
-    try:
-        with services(Settings()) as s:
-            job_id, n = do_retry(s, job)
-            dispatch_ready(s, _celery(s))
-            console.print(f"job {job_id}: {n} task(s) queued again")
-    except FarmError as e:
-        raise _fail(e) from None
+
+@app.command()
+def pause(job: str) -> None:
+    """Hold back a job's queued chunks; running ones finish."""
+    _control("pause", job)
+
+
+@app.command()
+def resume(job: str) -> None:
+    """Send a paused job's held-back chunks again."""
+    _control("resume", job)
+
+
+@app.command()
+def priority(job: str, value: int = typer.Argument(..., min=0, max=100)) -> None:
+    """Change a job's priority (0-100); its unsent chunks go out in the new order."""
+    _control("priority", job, value)
 
 
 @app.command()
@@ -301,3 +287,6 @@ def demo(out: Path = typer.Option(Path("out"), help="where demo.mp4 lands")) -> 
     except FarmError as e:
         raise _fail(e) from None
     console.print(str(path))
+
+
+cli_ops.register(app)

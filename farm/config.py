@@ -32,8 +32,21 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     max_resends: int = Field(default=10, ge=0)
     retry_backoff_s: float = Field(default=2.0, ge=0)
+    # Messages per queue sent ahead of the busy workers. The database, not the broker, picks
+    # what to send next, so a small window is what makes priorities hold exactly.
+    dispatch_ahead: int = Field(default=2, ge=1)
 
     worker_threads: int | None = None
+
+    webhook_secret: str | None = None
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_retry_window_s: float = Field(default=3600.0, gt=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Flower refuses to start without credentials ("user:password").
+    flower_basic_auth: str | None = None
+    flower_port: int = 5555
 
     @property
     def embedded(self) -> bool:

@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from farm.config import Settings
 from farm.db import session_scope
-from farm.errors import JobStateError
+from farm.errors import JobStateError, SpecError
 from farm.lifecycle import refresh_job_state, transition
-from farm.models import Task
+from farm.models import Event, Task
 from farm.states import FINISHED_JOB, JobState, TaskState
 from farm.submit import find_job
 
@@ -28,6 +28,42 @@ def cancel(settings: Settings, ref: str) -> int:
         for task in tasks:
             transition(session, task, TaskState.CANCELED, message="canceled by operator")
         refresh_job_state(session, job.id)
+        return job.id
+
+
+def pause(settings: Settings, ref: str) -> int:
+    """Hold back the job's queued tasks; running ones finish."""
+    return _set_paused(settings, ref, True)
+
+
+def resume(settings: Settings, ref: str) -> int:
+    return _set_paused(settings, ref, False)
+
+
+def _set_paused(settings: Settings, ref: str, paused: bool) -> int:
+    with session_scope(settings) as session:
+        job = find_job(session, ref)
+        if job.state in FINISHED_JOB or job.paused == paused:
+            state = "paused" if job.paused else job.state.value
+            raise JobStateError(job.id, state, "pause" if paused else "resume")
+        job.paused = paused
+        session.add(
+            Event(
+                job_id=job.id, to_state=job.state.value, message="paused" if paused else "resumed"
+            )
+        )
+        return job.id
+
+
+def set_priority(settings: Settings, ref: str, priority: int) -> int:
+    """Change the order in which the job's not-yet-sent tasks go out."""
+    if not 0 <= priority <= 100:
+        raise SpecError([("priority", "must be between 0 and 100")])
+    with session_scope(settings) as session:
+        job = find_job(session, ref)
+        if job.state in FINISHED_JOB:
+            raise JobStateError(job.id, job.state.value, "reprioritize")
+        job.priority = priority
         return job.id
 
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 _FAILED_DEPS = (JobState.FAILED, JobState.CANCELED)
 
 
-def ready_tasks_query(limit: int) -> Select[Task, str]:
+def ready_tasks_query(queue: str, limit: int) -> Select[Task, str]:
     earlier = aliased(Task)
     dep_job = aliased(Job)
     blocked_by_stage = exists().where(
@@ -42,8 +42,10 @@ def ready_tasks_query(limit: int) -> Select[Task, str]:
         select(Task, Job.name)
         .join(Job, Job.id == Task.job_id)
         .where(
+            Task.queue == queue,
             Task.state == TaskState.QUEUED,
             Task.sent_at.is_(None),
+            Job.paused.is_(False),
             or_(Task.not_before.is_(None), Task.not_before <= func.now()),
             ~blocked_by_stage,
             ~blocked_by_job,
@@ -52,6 +54,27 @@ def ready_tasks_query(limit: int) -> Select[Task, str]:
         .limit(limit)
         .with_for_update(of=Task, skip_locked=True)
     )
+
+
+def send_budget(running: int, in_flight: int, ahead: int) -> int:
+    """How many more messages a queue may get: enough for every busy worker to find its next
+    task waiting, plus ``ahead``; never a backlog that would outrank later, higher priorities."""
+    return max(0, running + ahead - in_flight)
+
+
+def queue_loads(session: Session) -> dict[str, tuple[int, int, int]]:
+    """Per queue with unsent queued work: (running, sent-but-unclaimed, unsent)."""
+    rows = session.execute(
+        select(
+            Task.queue,
+            func.count().filter(Task.state == TaskState.RUNNING),
+            func.count().filter(Task.state == TaskState.QUEUED, Task.sent_at.is_not(None)),
+            func.count().filter(Task.state == TaskState.QUEUED, Task.sent_at.is_(None)),
+        )
+        .where(Task.state.in_([TaskState.QUEUED, TaskState.RUNNING]))
+        .group_by(Task.queue)
+    ).all()
+    return {q: (r, f, u) for q, r, f, u in rows if u}
 
 
 def fail_orphans(session: Session) -> int:
@@ -92,19 +115,24 @@ def send(celery: Celery, task: Task, job_name: str) -> None:
 
 
 def dispatch_ready(settings: Settings, celery: Celery, limit: int = 500) -> int:
-    """Send every ready task once; returns how many were sent. Safe to call from anywhere."""
+    """Send the highest-priority ready tasks each queue has room for; returns how many were
+    sent. Safe to call from anywhere, at any time, concurrently."""
     sent = 0
     with session_scope(settings) as session:
         fail_orphans(session)
     with session_scope(settings) as session:
         now = session.execute(select(func.now())).scalar_one()
-        for task, job_name in session.execute(ready_tasks_query(limit)).all():
-            try:
-                send(celery, task, job_name)
-            except Exception as e:  # broker down: leave it unsent; the sweeper tries again
-                log.warning("could not send task %s: %s", task.id, e)
-                break
-            task.sent_at = now
-            task.sends += 1
-            sent += 1
+        for queue, (running, in_flight, _) in sorted(queue_loads(session).items()):
+            budget = min(limit, send_budget(running, in_flight, settings.dispatch_ahead))
+            if budget == 0:
+                continue
+            for task, job_name in session.execute(ready_tasks_query(queue, budget)).all():
+                try:
+                    send(celery, task, job_name)
+                except Exception as e:  # broker down: leave it unsent; the sweeper tries again
+                    log.warning("could not send task %s: %s", task.id, e)
+                    return sent
+                task.sent_at = now
+                task.sends += 1
+                sent += 1
     return sent

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from farm import webhooks
 from farm.errors import InvalidTransition
 from farm.models import Event, Job, Task
 from farm.states import FINISHED_JOB, JobState, TaskState, can_transition, derive_job_state
@@ -84,6 +85,7 @@ def refresh_job_state(session: Session, job_id: int, *, now: datetime | None = N
             job.error = None
         session.add(Event(job_id=job_id, at=when, from_state=job.state.value, to_state=new.value))
         job.state = new
+        webhooks.enqueue(session, job, new, when)
         session.flush()
     return new
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -15,10 +16,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from farm.states import JobState, TaskKind, TaskState
@@ -61,6 +63,16 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # Who submitted it (the API token's name, or "cli"), its tags and worker pool.
+    submitter: Mapped[str] = mapped_column(String(128), default="cli", server_default="cli")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
+    pool: Mapped[str | None] = mapped_column(String(64))
+    # A paused job's queued tasks are held back; running ones finish.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_events: Mapped[list[str]] = mapped_column(
+        ARRAY(String(32)), default=list, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -70,6 +82,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_name", "name"),
         Index("ix_jobs_state_created", "state", "created_at"),
+        Index("ix_jobs_submitter", "submitter"),
+        Index("ix_jobs_tags", "tags", postgresql_using="gin"),
     )
 
 
@@ -162,3 +176,45 @@ class Event(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_events_job_id_at", "job_id", "at"),)
+
+
+class ApiToken(Base):
+    """A bearer token for the API; only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class WebhookDelivery(Base):
+    """One job event to deliver to the job's callback URL, retried with backoff."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # pending -> delivered | failed (gave up after the retry window)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )

@@ -23,16 +23,22 @@ class PlannedTask:
     frame_count: int = 0
 
 
+def model_queue(pool: str | None) -> str:
+    """Model work of a pooled job goes to that pool's queue, which only its workers consume."""
+    return f"{GPU_QUEUE}.{pool}" if pool else GPU_QUEUE
+
+
 def plan(spec: TrainSpec | RenderSpec) -> list[PlannedTask]:
+    gpu = model_queue(spec.pool)
     if isinstance(spec, TrainSpec):
-        return [PlannedTask(TaskKind.TRAIN, stage=0, index=0, queue=GPU_QUEUE)]
+        return [PlannedTask(TaskKind.TRAIN, stage=0, index=0, queue=gpu)]
     frames = spec.frame_list()
     tasks = [
         PlannedTask(
             TaskKind.RENDER_CHUNK,
             stage=0,
             index=i,
-            queue=GPU_QUEUE,
+            queue=gpu,
             frames=format_frames(part),
             position=pos,
             frame_count=len(part),

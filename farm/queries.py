@@ -29,6 +29,10 @@ def job_row(job: Job, counts: Counter[str]) -> dict[str, Any]:
         "kind": job.kind,
         "state": job.state.value,
         "priority": job.priority,
+        "paused": job.paused,
+        "tags": list(job.tags or []),
+        "pool": job.pool,
+        "submitter": job.submitter,
         "tasks": {"total": total, **dict(counts)},
         "progress": (counts.get("succeeded", 0) / total) if total else 0.0,
         "error": job.error,
@@ -57,6 +61,46 @@ def list_jobs(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
         return [job_row(j, counts[j.id]) for j in jobs]
 
 
+def list_jobs_page(
+    settings: Settings,
+    *,
+    state: str | None = None,
+    name: str | None = None,
+    kind: str | None = None,
+    tag: str | None = None,
+    submitter: str | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first, keyset-paginated by id: ``before`` is the last id of the previous page."""
+    q = select(Job).order_by(Job.id.desc()).limit(limit + 1)
+    if state:
+        q = q.where(Job.state == JobState(state))
+    if name:
+        q = q.where(Job.name == name)
+    if kind:
+        q = q.where(Job.kind == kind)
+    if tag:
+        q = q.where(Job.tags.contains([tag]))
+    if submitter:
+        q = q.where(Job.submitter == submitter)
+    if before is not None:
+        q = q.where(Job.id < before)
+    with session_scope(settings) as s:
+        jobs = s.execute(q).scalars().all()
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        counts = _counts(s, [j.id for j in jobs])
+        rows = [job_row(j, counts[j.id]) for j in jobs]
+    return rows, (rows[-1]["id"] if more and rows else None)
+
+
+def artifact_path(settings: Settings, artifact_id: int) -> tuple[str, str] | None:
+    with session_scope(settings) as s:
+        a = s.get(Artifact, artifact_id)
+        return (a.path, a.kind) if a is not None else None
+
+
 def job_detail(settings: Settings, ref: str) -> dict[str, Any]:
     with session_scope(settings) as s:
         job = find_job(s, ref)
@@ -80,7 +124,14 @@ def job_detail(settings: Settings, ref: str) -> dict[str, Any]:
             ).scalars()
         ]
         row["artifacts"] = [
-            {"kind": a.kind, "path": a.path, "size": a.size, "sha256": a.sha256, "meta": a.meta}
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "path": a.path,
+                "size": a.size,
+                "sha256": a.sha256,
+                "meta": a.meta,
+            }
             for a in s.execute(
                 select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.id)
             ).scalars()

@@ -25,12 +25,34 @@ DATASETS = ("digits",)
 _SEED_KEY = re.compile(r"^seed:(\d{1,10})$")
 
 
+WebhookEvent = Literal["started", "succeeded", "failed", "canceled"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("started", "succeeded", "failed", "canceled")
+Tag = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class WebhookSpec(BaseModel):
+    """Where to POST the job's events; deliveries are signed (see docs/api.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str | None = Field(default=None, pattern=NAME_PATTERN, description="job name")
-    priority: int = Field(default=50, ge=0, le=100)
+    priority: int = Field(default=50, ge=0, le=100, description="0-100; higher goes first")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+    pool: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="worker pool whose workers run it"
+    )
+    after: list[str | int] = Field(
+        default_factory=list, max_length=100, description="jobs (id or name) to wait for"
+    )
+    webhook: WebhookSpec | None = None
 
 
 class TrainSpec(_Spec):

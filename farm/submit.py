@@ -84,6 +84,14 @@ def resolve(
             else:
                 if not path.is_file():
                     problems.append(("checkpoint", f"unknown checkpoint: {path} does not exist"))
+    for i, after_ref in enumerate(spec.after):
+        try:
+            after = find_job(session, after_ref)
+        except JobNotFound:
+            problems.append((f"after.{i}", f"no job {str(after_ref)!r}"))
+        else:
+            if after.id not in deps:
+                deps.append(after.id)
     if problems:
         raise SpecError(problems)
     stored = spec.model_dump(mode="json")
@@ -97,6 +105,7 @@ def submit(
     spec: TrainSpec | RenderSpec,
     *,
     idempotency_key: str | None = None,
+    submitter: str = "cli",
 ) -> Submitted:
     """Record the job (or find the one already made with this key) and send what is ready."""
     try:
@@ -113,6 +122,11 @@ def submit(
                 spec=stored,
                 priority=spec.priority,
                 idempotency_key=idempotency_key,
+                submitter=submitter,
+                tags=list(spec.tags),
+                pool=spec.pool,
+                webhook_url=spec.webhook.url if spec.webhook else None,
+                webhook_events=list(spec.webhook.events) if spec.webhook else [],
             )
             session.add(job)
             session.flush()

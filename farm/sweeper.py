@@ -23,6 +23,7 @@ from farm.dispatch import dispatch_ready
 from farm.lifecycle import lock_task, transition
 from farm.models import Event, Task
 from farm.states import TaskState, retry_delay_s
+from farm.webhooks import deliver_due
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
     for d in decisions:
         _apply(settings, d)
     dispatch_ready(settings, celery)
+    deliver_due(settings)
     return decisions
 
 

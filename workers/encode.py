@@ -12,28 +12,36 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Protocol, Self
 
 import ffmpeg as ffmpeg_python
 import imageio_ffmpeg
 import numpy as np
 
 __all__ = [
+    "INPUT_PIX_FMTS",
     "EncodeError",
+    "FrameSink",
+    "PipeWriter",
+    "PipelinedWriter",
     "SegmentWriter",
+    "concat_copy",
     "concat_segments",
     "count_frames",
     "ffmpeg_binary",
     "probe_video",
+    "verify_video",
 ]
 
 STDERR_TAIL_CHARS = 2000
@@ -84,9 +92,13 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink()
 
 
-def _temp_sibling(path: Path) -> Path:
-    """A hidden name next to ``path`` so ``os.replace`` stays on one filesystem (atomic)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}.mp4")
+def _temp_sibling(path: Path, suffix: str | None = None) -> Path:
+    """A hidden name next to ``path`` so ``os.replace`` stays on one filesystem (atomic).
+
+    The temporary keeps the real extension because ffmpeg picks muxer defaults from it.
+    """
+    ext = suffix if suffix is not None else (path.suffix or ".mp4")
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}{ext}")
 
 
 def _run(args: list[str], what: str) -> tuple[str, str]:
@@ -127,20 +139,24 @@ def _timescale(rate: Fraction) -> int:
     return rate.numerator * max(1, -(-10_000 // rate.numerator))
 
 
-class SegmentWriter:
-    """Pipe raw grayscale frames into ffmpeg and produce one H.264 MP4 segment.
+# Input pixel format on the pipe -> (numpy dtype, channels; 0 means a (B, H, W) array).
+INPUT_PIX_FMTS: dict[str, tuple[type[np.integer[Any]], int]] = {
+    "gray": (np.uint8, 0),
+    "rgb24": (np.uint8, 3),
+    "gray16le": (np.uint16, 0),
+    "rgb48le": (np.uint16, 3),
+}
+_WIDENED = {"gray": "gray16le", "rgb24": "rgb48le"}
 
-    Encoding choices exist for the later stream-copy concat: identical codec settings for all
-    segments (so the first segment's SPS/PPS describe every segment), no B-frames (so PTS equals
-    DTS, there is no edit list or composition offset, and each segment's duration is exactly
-    frames x frame duration, which is where the concat demuxer starts the next file), a fixed
-    track timescale in which a frame is a whole number of ticks, and passthrough frame timing
-    so ffmpeg never duplicates or drops a frame. x264 opens every stream with an IDR frame, so
-    each segment decodes on its own and after a cut.
 
-    The output is written under a hidden temporary name and only renamed into place after the
-    frame count has been checked, so a crashed or half-written segment never carries the final
-    name.
+class PipeWriter:
+    """Pipe raw frames into one ffmpeg process whose output appears only once it is verified.
+
+    The base of every segment writer: subclasses say what ffmpeg writes (``output_args``) and
+    how a finished temporary becomes the real thing (``_commit``); the pipe, the stderr file,
+    frame checks and cleanup on failure are shared. ``widen`` feeds 8-bit frames to a 16-bit
+    encode as ``v * 257``, which maps 0..255 exactly onto 0..65535 (255 * 257 == 65535), so a
+    16-bit output of 8-bit frames is the same picture rather than a darker one.
     """
 
     def __init__(
@@ -151,52 +167,66 @@ class SegmentWriter:
         fps: float,
         *,
         ffmpeg: str,
-        crf: int = 18,
-        preset: str = "veryfast",
+        pix_fmt_in: str = "gray",
+        output_args: Sequence[str] = (),
+        widen: bool = False,
+        tmp_path: Path | None = None,
+        expected_frames: int | None = None,
     ) -> None:
-        if width <= 0 or height <= 0 or width % 2 or height % 2:
+        if pix_fmt_in not in INPUT_PIX_FMTS:
             raise ValueError(
-                f"width and height must be positive and even for yuv420p: {width}x{height}"
+                f"pix_fmt_in must be one of {', '.join(INPUT_PIX_FMTS)}, got {pix_fmt_in!r}"
             )
+        if width <= 0 or height <= 0:
+            raise ValueError(f"width and height must be positive: {width}x{height}")
         self.path = Path(path)
         self.width = width
         self.height = height
         self.fps = fps
         self.rate = _rate(fps)
         self.ffmpeg = ffmpeg
-        self.crf = crf
-        self.preset = preset
+        self.pix_fmt_in = pix_fmt_in
+        self.pipe_pix_fmt = _WIDENED.get(pix_fmt_in, pix_fmt_in) if widen else pix_fmt_in
+        self.widen = widen
+        self.output_args = list(output_args)
         self.frames_written = 0
-        self.tmp_path = _temp_sibling(self.path)
+        self.expected_frames = expected_frames
+        self.tmp_path = tmp_path if tmp_path is not None else _temp_sibling(self.path)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
+    def input_args(self) -> list[str]:
+        return [
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            self.pipe_pix_fmt,
+            "-s",
+            f"{self.width}x{self.height}",
+            "-framerate",
+            f"{self.rate.numerator}/{self.rate.denominator}",
+            "-i",
+            "pipe:",
+        ]
+
     def command(self) -> list[str]:
         """The full ffmpeg argument list, exposed so the exact encode can be logged or tested."""
-        stream = ffmpeg_python.input(
-            "pipe:",
-            format="rawvideo",
-            pix_fmt="gray",
-            s=f"{self.width}x{self.height}",
-            framerate=f"{self.rate.numerator}/{self.rate.denominator}",
-        ).output(
+        return [
+            self.ffmpeg,
+            *_GLOBAL_ARGS,
+            "-loglevel",
+            "warning",
+            *self.input_args(),
+            *self.output_args,
+            "-y",
             str(self.tmp_path),
-            format="mp4",
-            vcodec="libx264",
-            pix_fmt="yuv420p",
-            crf=self.crf,
-            preset=self.preset,
-            bf=0,
-            fps_mode="passthrough",
-            video_track_timescale=_timescale(self.rate),
-            movflags="+faststart",
-            map_metadata=-1,
-        )
-        args: list[str] = ffmpeg_python.get_args(stream, overwrite_output=True)
-        return [self.ffmpeg, *_GLOBAL_ARGS, "-loglevel", "warning", *args]
+        ]
+
+    def _prepare(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __enter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         self._stderr = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(
@@ -208,27 +238,40 @@ class SegmentWriter:
         except BaseException:
             self._stderr.close()
             self._stderr = None
+            self._discard()
             raise
         return self
 
     def stderr_tail(self) -> str:
         return "" if self._stderr is None else _tail(self._stderr)
 
-    def write(self, frames: np.ndarray) -> None:
-        """Queue frames for encoding; one frame is ``(H, W)``, a batch ``(B, H, W)``."""
-        if self._proc is None or self._proc.stdin is None:
-            raise RuntimeError("SegmentWriter.write() called outside its `with` block")
-        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
-            dtype = getattr(frames, "dtype", type(frames).__name__)
-            raise ValueError(f"frames must be a uint8 numpy array, got {dtype}")
-        if frames.ndim == 2:
+    def _expected_shape(self) -> tuple[int, ...]:
+        channels = INPUT_PIX_FMTS[self.pix_fmt_in][1]
+        return (self.height, self.width, channels) if channels else (self.height, self.width)
+
+    def _check_frames(self, frames: np.ndarray) -> np.ndarray:
+        dtype, _ = INPUT_PIX_FMTS[self.pix_fmt_in]
+        allowed = (np.dtype(dtype), np.dtype(np.uint16)) if self.widen else (np.dtype(dtype),)
+        if not isinstance(frames, np.ndarray) or frames.dtype not in allowed:
+            got = getattr(frames, "dtype", type(frames).__name__)
+            names = " or ".join(str(d) for d in allowed)
+            raise ValueError(f"frames must be a {names} numpy array, got {got}")
+        shape = self._expected_shape()
+        if frames.ndim == len(shape):
             frames = frames[np.newaxis]
-        if frames.ndim != 3 or frames.shape[1:] != (self.height, self.width):
-            raise ValueError(
-                f"frames must have shape (B, {self.height}, {self.width}) or "
-                f"({self.height}, {self.width}), got {frames.shape}"
-            )
-        data = np.ascontiguousarray(frames)
+        if frames.shape[1:] != shape:
+            one = ", ".join(str(n) for n in shape)
+            raise ValueError(f"frames must have shape (B, {one}) or ({one}), got {frames.shape}")
+        if self.widen:
+            frames = frames.astype("<u2") * np.uint16(257) if frames.dtype == np.uint8 else frames
+            return np.ascontiguousarray(frames, dtype="<u2")
+        return np.ascontiguousarray(frames)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Queue frames for encoding: one frame, or a batch with a leading ``B`` axis."""
+        if self._proc is None or self._proc.stdin is None:
+            raise RuntimeError(f"{type(self).__name__}.write() called outside its `with` block")
+        data = self._check_frames(frames)
         try:
             self._proc.stdin.write(data.data.cast("B"))
         except (BrokenPipeError, ValueError) as exc:
@@ -271,6 +314,14 @@ class SegmentWriter:
             )
         if self.frames_written == 0:
             raise EncodeError(f"no frames were written to {self.path.name}", self.stderr_tail())
+        if self.expected_frames is not None and self.frames_written != self.expected_frames:
+            raise EncodeError(
+                f"{self.path.name}: got {self.frames_written} frames for "
+                f"{self.expected_frames} frame numbers"
+            )
+        self._commit()
+
+    def _commit(self) -> None:
         encoded, _ = count_frames(self.tmp_path, ffmpeg=self.ffmpeg)
         if encoded != self.frames_written:
             raise EncodeError(
@@ -279,6 +330,9 @@ class SegmentWriter:
                 self.stderr_tail(),
             )
         os.replace(self.tmp_path, self.path)
+
+    def _discard(self) -> None:
+        _unlink_quietly(self.tmp_path)
 
     def _abort(self) -> None:
         proc = self._proc
@@ -289,7 +343,167 @@ class SegmentWriter:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
             proc.wait()
-        _unlink_quietly(self.tmp_path)
+        self._discard()
+
+
+class SegmentWriter(PipeWriter):
+    """Pipe raw grayscale frames into ffmpeg and produce one H.264 MP4 segment.
+
+    Encoding choices exist for the later stream-copy concat: identical codec settings for all
+    segments (so the first segment's SPS/PPS describe every segment), no B-frames (so PTS equals
+    DTS, there is no edit list or composition offset, and each segment's duration is exactly
+    frames x frame duration, which is where the concat demuxer starts the next file), a fixed
+    track timescale in which a frame is a whole number of ticks, and passthrough frame timing
+    so ffmpeg never duplicates or drops a frame. x264 opens every stream with an IDR frame, so
+    each segment decodes on its own and after a cut.
+
+    The output is written under a hidden temporary name and only renamed into place after the
+    frame count has been checked, so a crashed or half-written segment never carries the final
+    name.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        ffmpeg: str,
+        crf: int = 18,
+        preset: str = "veryfast",
+    ) -> None:
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise ValueError(
+                f"width and height must be positive and even for yuv420p: {width}x{height}"
+            )
+        super().__init__(path, width, height, fps, ffmpeg=ffmpeg, pix_fmt_in="gray")
+        self.crf = crf
+        self.preset = preset
+
+    def command(self) -> list[str]:
+        """The full ffmpeg argument list, exposed so the exact encode can be logged or tested."""
+        stream = ffmpeg_python.input(
+            "pipe:",
+            format="rawvideo",
+            pix_fmt="gray",
+            s=f"{self.width}x{self.height}",
+            framerate=f"{self.rate.numerator}/{self.rate.denominator}",
+        ).output(
+            str(self.tmp_path),
+            format="mp4",
+            vcodec="libx264",
+            pix_fmt="yuv420p",
+            crf=self.crf,
+            preset=self.preset,
+            bf=0,
+            fps_mode="passthrough",
+            video_track_timescale=_timescale(self.rate),
+            movflags="+faststart",
+            map_metadata=-1,
+        )
+        args: list[str] = ffmpeg_python.get_args(stream, overwrite_output=True)
+        return [self.ffmpeg, *_GLOBAL_ARGS, "-loglevel", "warning", *args]
+
+
+class FrameSink(Protocol):
+    """What a render loop needs from a writer: ``write`` batches inside a ``with`` block."""
+
+    frames_written: int
+
+    def write(self, frames: np.ndarray) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any: ...
+
+
+_STOP = object()
+
+
+class PipelinedWriter:
+    """Move a writer's ``write`` calls to a thread so rendering and encoding overlap.
+
+    A pipe write blocks while ffmpeg is busy with earlier frames; done inline, the model then
+    idles for the length of that wait. With a thread in between, the model computes batch n+1
+    while batch n drains into ffmpeg (the write releases the GIL). The queue is bounded so a
+    fast model cannot pile up more than ``depth`` batches of memory ahead of a slow encoder.
+    An exception in the thread is raised to the caller at its next ``write`` or at the end of
+    the ``with`` block, and the wrapped writer is then aborted (nothing is left behind).
+
+    Ownership of each array passes to the writer: do not modify it after ``write``.
+    """
+
+    def __init__(self, writer: FrameSink, *, depth: int = 3) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.writer = writer
+        self.depth = depth
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def frames_written(self) -> int:
+        return self.writer.frames_written
+
+    def __enter__(self) -> Self:
+        self.writer.__enter__()
+        self._thread = threading.Thread(target=self._drain, name="ffmpeg-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self.writer.write(item)  # type: ignore[arg-type]
+            except BaseException as exc:
+                self._error = exc
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, frames: np.ndarray) -> None:
+        if self._thread is None:
+            raise RuntimeError("PipelinedWriter.write() called outside its `with` block")
+        self._raise_pending()
+        while True:
+            try:
+                self._queue.put(frames, timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_pending()
+                if not self._thread.is_alive():
+                    raise RuntimeError("the ffmpeg writer thread is gone") from None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread is not None:
+            if exc_type is not None:
+                self._error = self._error or exc
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        if exc_type is None and self._error is not None:
+            err = self._error
+            self.writer.__exit__(type(err), err, err.__traceback__)
+            raise err
+        self.writer.__exit__(exc_type, exc, tb)
 
 
 def _concat_quote(path: Path) -> str:
@@ -362,6 +576,75 @@ def concat_segments(
     finally:
         _unlink_quietly(tmp)
         _unlink_quietly(listing)
+
+
+def concat_copy(
+    segments: Sequence[Path],
+    out: Path,
+    *,
+    ffmpeg: str,
+    output_args: Sequence[str],
+    durations: Sequence[float] | None = None,
+    what: str | None = None,
+) -> None:
+    """Run the concat demuxer over ``segments`` into ``out`` (no checks, no rename).
+
+    ``durations`` (seconds per segment, frames / fps) are written into the listing: the demuxer
+    starts each file where the previous one ends, and in containers with millisecond
+    timestamps (WebM, Matroska) the probed duration is rounded, so without them the joins
+    could gain or lose a millisecond per segment.
+    """
+    if not segments:
+        raise ValueError("concat needs at least one segment")
+    if durations is not None and len(durations) != len(segments):
+        raise ValueError("durations must have one entry per segment")
+    out = Path(out)
+    listing = out.with_name(f".{out.name}.concat-{os.getpid()}-{secrets.token_hex(4)}.txt")
+    lines = ["ffconcat version 1.0"]
+    for i, seg in enumerate(segments):
+        seg_path = Path(seg).resolve()
+        if not seg_path.is_file():
+            raise EncodeError(f"segment {seg_path} does not exist")
+        lines.append(f"file {_concat_quote(seg_path)}")
+        if durations is not None:
+            lines.append(f"duration {durations[i]:.9f}")
+    try:
+        listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        args = [
+            ffmpeg,
+            *_GLOBAL_ARGS,
+            "-loglevel",
+            "warning",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            *output_args,
+            "-y",
+            str(out),
+        ]
+        _run(args, what or f"concatenating {len(segments)} segments into {out.name}")
+    finally:
+        _unlink_quietly(listing)
+
+
+def verify_video(
+    path: Path, *, ffmpeg: str, expected_frames: int | None, fps: float | None
+) -> tuple[int, float]:
+    """Decode ``path`` and hold it to the spec: the frame count, and a duration of
+    frames / fps within one frame. Returns (frames, seconds)."""
+    frames, secs = count_frames(path, ffmpeg=ffmpeg)
+    name = Path(path).name
+    if expected_frames is not None and frames != expected_frames:
+        raise EncodeError(f"{name} decodes to {frames} frames, expected {expected_frames}")
+    if fps is not None and abs(secs - frames / fps) > 1.0 / fps:
+        raise EncodeError(
+            f"{name} lasts {secs:.3f}s but {frames} frames at {fps:g} fps "
+            f"should last {frames / fps:.3f}s"
+        )
+    return frames, secs
 
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")

@@ -128,6 +128,10 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
             return None
         job = session.get(Job, task.job_id)
         assert job is not None
+        if job.paused:  # held back: un-send it, so resume sends it again
+            task.sent_at = None
+            log.info("task %s: job %s is paused; delivery put back", task_id, job.id)
+            return None
         now = session.execute(select(func.now())).scalar_one()
         task.attempts += 1
         task.worker = worker
@@ -230,6 +234,10 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
     if ctx is None:
         return "duplicate"
     log.info("task %s (job %s %s) attempt %s: start", task_id, ctx.job_id, ctx.kind, ctx.attempt)
+    try:  # our claim freed a place in the queue's window: fill it while we work
+        dispatch_ready(settings, celery)
+    except Exception as e:
+        log.warning("dispatch after claiming task %s failed: %s", task_id, e)
     beat = Heartbeat(ctx)
     beat.start()
     outcome = "failed"

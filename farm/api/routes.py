@@ -1,0 +1,217 @@
+"""Routes: each validates, calls one service function and maps its result to a schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from farm.api.app import principal, writer
+from farm.api.schemas import (
+    ArtifactPublic,
+    ErrorBody,
+    Health,
+    JobDetail,
+    JobPage,
+    JobPublic,
+    PriorityChange,
+)
+from farm.config import Settings
+from farm.errors import JobNotFound
+from farm.outputs import OutsideOutputRoot, confine
+from farm.specs import NAME_PATTERN, JobSpec, RenderSpec, TrainSpec
+from farm.states import JobState
+from farm.tokens import Principal
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422)
+}
+router = APIRouter(responses=ERRORS)
+Reader = Annotated[Principal, Depends(principal)]
+Writer = Annotated[Principal, Depends(writer)]
+SPEC_EXAMPLE = {
+    "kind": "render", "name": "sh010", "checkpoint": "job:vae-digits", "frames": "1001-1100",
+    "chunk_size": 25, "width": 256, "height": 256, "keyframes": [3, 8, 0], "tags": ["seq01"],
+}  # fmt: skip
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _job(settings: Settings, job_id: int) -> dict[str, Any]:
+    from farm.queries import job_detail
+
+    detail = job_detail(settings, str(job_id))
+    for a in detail["artifacts"]:
+        a["download"] = f"/artifacts/{a['id']}/content"
+    return detail
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["ops"])
+def health(request: Request, response: Response) -> Health:
+    """Checks the database and the broker; needs no token."""
+    from farm.health import check
+
+    db, broker = check(_settings(request), request.app.state.celery)
+    if db != "ok" or broker != "ok":
+        response.status_code = 503
+    return Health(database=db, broker=broker)
+
+
+@router.post("/jobs", response_model=JobPublic, status_code=201, tags=["jobs"])
+def create_job(
+    request: Request,
+    response: Response,
+    who: Writer,
+    spec: Annotated[JobSpec, Body(examples=[SPEC_EXAMPLE])],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Submit a job (the same spec as `farm submit`). With an `Idempotency-Key` header a
+    retried request returns the job the first one made (200) instead of a second job."""
+    from farm.submit import submit
+
+    s = _settings(request)
+    body: TrainSpec | RenderSpec = spec
+    made = submit(
+        s, request.app.state.celery, body, idempotency_key=idempotency_key, submitter=who.name
+    )
+    if not made.created:
+        response.status_code = 200
+    return _job(s, made.job_id)
+
+
+@router.get("/jobs", response_model=JobPage, tags=["jobs"])
+def list_jobs(
+    request: Request,
+    _: Reader,
+    state: JobState | None = None,
+    name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    kind: Annotated[str | None, Query(pattern="^(train|render)$")] = None,
+    tag: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    submitter: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> JobPage:
+    """Jobs, newest first, filtered; page with `before` = the previous page's `next_before`."""
+    from farm.queries import list_jobs_page
+
+    rows, nxt = list_jobs_page(
+        _settings(request),
+        state=state.value if state else None,
+        name=name,
+        kind=kind,
+        tag=tag,
+        submitter=submitter,
+        limit=limit,
+        before=before,
+    )
+    return JobPage(items=[JobPublic.model_validate(r) for r in rows], next_before=nxt)
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail, tags=["jobs"])
+def get_job(request: Request, _: Reader, job_id: int) -> dict[str, Any]:
+    """A job with its tasks (state, attempts, progress), artifacts and spec."""
+    _check_id(job_id)
+    return _job(_settings(request), job_id)
+
+
+def _check_id(job_id: int) -> None:
+    if not 1 <= job_id <= 2**62:
+        raise JobNotFound(str(job_id))
+
+
+def _verb(request: Request, job_id: int, fn: Any, *args: Any) -> dict[str, Any]:
+    _check_id(job_id)
+    s = _settings(request)
+    fn(s, str(job_id), *args)
+    from farm.dispatch import dispatch_ready
+
+    dispatch_ready(s, request.app.state.celery)
+    return _job(s, job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobDetail, tags=["control"])
+def cancel_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+    """Queued tasks never start; running ones stop at their next heartbeat. 409 if finished."""
+    from farm.control import cancel
+
+    return _verb(request, job_id, cancel)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobDetail, tags=["control"])
+def retry_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+    """Re-run the failed tasks only. 409 unless the job failed."""
+    from farm.control import retry
+
+    return _verb(request, job_id, retry)
+
+
+@router.post("/jobs/{job_id}/pause", response_model=JobDetail, tags=["control"])
+def pause_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+    """Hold back queued chunks; running ones finish. 409 if finished or already paused."""
+    from farm.control import pause
+
+    return _verb(request, job_id, pause)
+
+
+@router.post("/jobs/{job_id}/resume", response_model=JobDetail, tags=["control"])
+def resume_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+    """Send the held-back chunks again. 409 unless paused."""
+    from farm.control import resume
+
+    return _verb(request, job_id, resume)
+
+
+@router.patch("/jobs/{job_id}", response_model=JobDetail, tags=["control"])
+def change_priority(
+    request: Request, _: Writer, job_id: int, change: PriorityChange
+) -> dict[str, Any]:
+    """Change the job's priority (0-100): its unsent chunks go out in the new order."""
+    from farm.control import set_priority
+
+    return _verb(request, job_id, set_priority, change.priority)
+
+
+@router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactPublic], tags=["artifacts"])
+def list_artifacts(request: Request, _: Reader, job_id: int) -> list[dict[str, Any]]:
+    _check_id(job_id)
+    return list(_job(_settings(request), job_id)["artifacts"])
+
+
+@router.get(
+    "/artifacts/{artifact_id}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "range"}},
+    tags=["artifacts"],
+)
+def download(request: Request, _: Reader, artifact_id: int) -> FileResponse:
+    """The artifact's file. Answers Range requests (206), so a browser can seek a video."""
+    from farm.queries import artifact_path
+
+    if not 1 <= artifact_id <= 2**62:
+        raise JobNotFound(f"artifact {artifact_id}")
+    s = _settings(request)
+    found = artifact_path(s, artifact_id)
+    if found is None:
+        raise JobNotFound(f"artifact {artifact_id}")
+    try:
+        path = confine(s.output_root_abs(), found[0])
+    except OutsideOutputRoot:
+        raise JobNotFound(f"artifact {artifact_id}") from None
+    if not Path(path).is_file():
+        raise JobNotFound(f"artifact {artifact_id} (file gone)")
+    media = "video/mp4" if path.suffix == ".mp4" else "application/octet-stream"
+    return FileResponse(path, media_type=media, filename=path.name)
+
+
+@router.get("/metrics", response_class=Response, tags=["ops"])
+def metrics(request: Request, _: Reader) -> Response:
+    """Prometheus text exposition: jobs and tasks by state, queue depths, frames, durations."""
+    from farm.metrics import render
+
+    body, content_type = render(_settings(request), request.app.state.celery)
+    return Response(body, media_type=content_type)

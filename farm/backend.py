@@ -1,0 +1,142 @@
+"""What the CLI drives: the farm's database directly, or a remote farm through its API
+(when ``FARM_API_URL`` is set). Both give the same plain dicts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from farm.config import Settings
+from farm.errors import FarmError, JobNotFound, JobStateError, SpecError
+
+
+class Backend(Protocol):
+    def submit(
+        self, spec: dict[str, Any], key: str | None, dispatch: bool = True
+    ) -> dict[str, Any]: ...
+    def job(self, ref: str) -> dict[str, Any]: ...
+    def jobs(self, limit: int) -> list[dict[str, Any]]: ...
+    def control(self, verb: str, ref: str, *args: Any) -> dict[str, Any]: ...
+    def flush(self) -> None: ...
+
+
+class LocalBackend:
+    def __init__(self, settings: Settings) -> None:
+        from farm.celery_app import make_celery
+
+        self.settings = settings
+        self.celery = make_celery(settings)
+
+    def submit(
+        self, spec: dict[str, Any], key: str | None, dispatch: bool = True
+    ) -> dict[str, Any]:
+        from farm.specs import parse_spec
+        from farm.submit import submit
+
+        made = submit(
+            self.settings,
+            self.celery if dispatch else None,
+            parse_spec(spec),
+            idempotency_key=key,
+            submitter=os.environ.get("FARM_SUBMITTER", "cli"),
+        )
+        return {"id": made.job_id, "name": made.name, "created": made.created}
+
+    def job(self, ref: str) -> dict[str, Any]:
+        from farm.queries import job_detail
+
+        return job_detail(self.settings, ref)
+
+    def jobs(self, limit: int) -> list[dict[str, Any]]:
+        from farm.queries import list_jobs
+
+        return list_jobs(self.settings, limit)
+
+    def control(self, verb: str, ref: str, *args: Any) -> dict[str, Any]:
+        from farm import control
+
+        verbs: dict[str, Callable[..., Any]] = {
+            "cancel": control.cancel,
+            "retry": control.retry,
+            "pause": control.pause,
+            "resume": control.resume,
+            "priority": control.set_priority,
+        }
+        verbs[verb](self.settings, ref, *args)
+        self.flush()
+        return self.job(ref)
+
+    def flush(self) -> None:
+        from farm.dispatch import dispatch_ready
+
+        dispatch_ready(self.settings, self.celery)
+
+
+class ApiBackend:
+    def __init__(self, url: str, token: str | None) -> None:
+        from farm.client import FarmClient
+
+        self.client = FarmClient(url, token)
+
+    def _ref(self, ref: str) -> int:
+        if ref.isdigit():
+            return int(ref)
+        items = self.client.list_jobs(name=ref, limit=1)["items"]
+        if not items:
+            raise JobNotFound(ref)
+        return int(items[0]["id"])
+
+    def _mapped(self, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+        from farm.client import FarmAPIError
+
+        try:
+            return dict(fn(*args, **kw))
+        except FarmAPIError as e:
+            if e.status == 422 and e.problems:
+                raise SpecError([(p["field"], p["reason"]) for p in e.problems]) from None
+            if e.status == 404:
+                raise JobNotFound(e.message) from None
+            if e.status == 409:
+                err = JobStateError(0, "", "")
+                err.args = (e.message,)
+                raise err from None
+            raise FarmError(str(e)) from None
+
+    def submit(
+        self, spec: dict[str, Any], key: str | None, dispatch: bool = True
+    ) -> dict[str, Any]:
+        job = self._mapped(self.client.submit, spec, idempotency_key=key)
+        return {"id": job["id"], "name": job["name"], "created": True}
+
+    def job(self, ref: str) -> dict[str, Any]:
+        return self._mapped(self.client.job, self._ref(ref))
+
+    def jobs(self, limit: int) -> list[dict[str, Any]]:
+        return list(self._mapped(self.client.list_jobs, limit=limit)["items"])
+
+    def control(self, verb: str, ref: str, *args: Any) -> dict[str, Any]:
+        job_id = self._ref(ref)
+        if verb == "priority":
+            return self._mapped(self.client.set_priority, job_id, *args)
+        return self._mapped(getattr(self.client, verb), job_id)
+
+    def flush(self) -> None:
+        return None
+
+
+@contextmanager
+def backend(settings: Settings) -> Iterator[Backend]:
+    url = os.environ.get("FARM_API_URL")
+    if url:
+        api = ApiBackend(url, os.environ.get("FARM_API_TOKEN"))
+        try:
+            yield api
+        finally:
+            api.client.close()
+        return
+    from farm.runtime import services
+
+    with services(settings) as s:
+        yield LocalBackend(s)

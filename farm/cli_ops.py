@@ -1,0 +1,177 @@
+"""CLI commands for operators and pipelines: tokens, the API server, Flower, batches."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from farm.backend import backend
+from farm.cli_common import _fail, _follow_all, console, err
+from farm.config import Settings
+from farm.errors import FarmError
+
+token_app = typer.Typer(help="API tokens.")
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Option(..., "--name", help="who uses it; recorded on their jobs"),
+    read_only: bool = typer.Option(False, "--read-only", help="can read, not submit or control"),
+) -> None:
+    """Create a token and print it (it is stored hashed and cannot be shown again)."""
+    from farm.runtime import services
+    from farm.tokens import create
+
+    try:
+        with services(Settings()) as s:
+            console.print(create(s, name, read_only=read_only))
+    except FarmError as e:
+        raise _fail(e) from None
+
+
+@token_app.command("list")
+def token_list() -> None:
+    from farm.runtime import services
+    from farm.tokens import list_tokens
+
+    table = Table("name", "read-only", "created", "last used", "revoked")
+    with services(Settings()) as s:
+        for t in list_tokens(s):
+            table.add_row(
+                str(t["name"]), "yes" if t["read_only"] else "", str(t["created_at"] or "")[:19],
+                str(t["last_used_at"] or "")[:19], str(t["revoked_at"] or "")[:19],
+            )  # fmt: skip
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    from farm.runtime import services
+    from farm.tokens import revoke
+
+    try:
+        with services(Settings()) as s:
+            revoke(s, name)
+    except FarmError as e:
+        raise _fail(e) from None
+    console.print(f"token {name!r} revoked")
+
+
+def api(
+    host: str | None = typer.Option(None, help="default FARM_API_HOST (127.0.0.1)"),
+    port: int | None = typer.Option(None, help="default FARM_API_PORT (8000)"),
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from farm.api.app import create_app
+    from farm.runtime import services
+
+    settings = Settings()
+    with services(settings) as s:
+        uvicorn.run(
+            create_app(s),
+            host=host or s.api_host,
+            port=port or s.api_port,
+            log_level="warning",
+        )
+
+
+def flower(port: int | None = typer.Option(None, help="default FARM_FLOWER_PORT (5555)")) -> None:
+    """Start Flower on the farm's broker, behind basic authentication (FARM_FLOWER_BASIC_AUTH
+    as user:password; Flower is refused without it)."""
+    from celery.bin.celery import main as celery_main
+
+    from farm.runtime import services
+
+    settings = Settings()
+    auth = settings.flower_basic_auth
+    if not auth or ":" not in auth or auth.endswith(":"):
+        raise _fail(FarmError("set FARM_FLOWER_BASIC_AUTH=user:password: Flower needs a login"))
+    with services(settings, migrate=False) as s:
+        celery_main(
+            [
+                "--broker", str(s.broker_url), "flower",
+                f"--port={port or s.flower_port}", f"--basic-auth={auth}",
+                "--purge_offline_workers=60",
+            ]
+        )  # fmt: skip
+
+
+def batch(
+    manifest: Path = typer.Argument(..., help="YAML or CSV manifest"),
+    defaults: Path | None = typer.Option(None, help="YAML of shared defaults (for CSV)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the plan only"),
+    skip_invalid: bool = typer.Option(False, help="submit the valid rows, skip the others"),
+    wait: bool = typer.Option(True, help="follow the batch until every job ends"),
+) -> None:
+    """Submit many jobs from one manifest; the same manifest twice makes no duplicates."""
+    from farm.batch import ManifestError, expand, order, read_manifest
+
+    started = time.perf_counter()
+    try:
+        base, shots = read_manifest(manifest, defaults)
+        rows, errors = expand(base, shots)
+        rows, cycle_errors = order(rows)
+        errors += cycle_errors
+    except FarmError as e:
+        raise _fail(e) from None
+    if errors:
+        table = Table("row", "shot", "field", "reason", title="invalid rows")
+        for row_error in errors:
+            table.add_row(str(row_error.row), row_error.label, row_error.field, row_error.reason)
+        err.print(table)
+        bad = {row_error.row for row_error in errors}
+        if not skip_invalid:
+            raise _fail(ManifestError(f"{len(bad)} invalid row(s); nothing submitted"))
+        dropped = {r.name for r in rows if r.row in bad}
+        rows = [r for r in rows if r.row not in bad and not set(r.needs) & dropped]
+    plan = Table("row", "name", "kind", "frames", "after", "output", title=f"{len(rows)} job(s)")
+    for r in rows:
+        spec: Any = r.spec
+        plan.add_row(
+            str(r.row), r.name, spec.kind, getattr(spec, "frames", "") or "",
+            ", ".join(r.needs), spec.output or "",
+        )  # fmt: skip
+    if dry_run:
+        console.print(plan)
+        secs = time.perf_counter() - started
+        console.print(f"dry run: {len(rows)} rows valid in {secs:.2f}s ({len(rows) / secs:.0f}/s)")
+        return
+    try:
+        with backend(Settings()) as be:
+            ids: dict[str, int] = {}
+            for r in rows:
+                ids[r.name] = be.submit(r.data, r.idempotency_key(), dispatch=False)["id"]
+            be.flush()
+            secs = time.perf_counter() - started
+            console.print(f"submitted {len(ids)} jobs in {secs:.2f}s ({len(ids) / secs:.0f}/s)")
+            if not wait:
+                return
+            last = _follow_all(be, list(ids.values()), poll_s=1.0)
+    except FarmError as e:
+        raise _fail(e) from None
+    summary = Table("name", "id", "state", "outputs", title="batch summary")
+    for name, job_id in ids.items():
+        row = last[job_id]
+        outs = ", ".join(a["path"] for a in row.get("artifacts", []) if a["kind"] != "segment")
+        summary.add_row(name, str(job_id), row["state"], outs)
+    console.print(summary)
+    states = [last[j]["state"] for j in ids.values()]
+    console.print(
+        f"{states.count('succeeded')} succeeded, {states.count('failed')} failed, "
+        f"{states.count('canceled')} canceled"
+    )
+    if any(s != "succeeded" for s in states):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")
+    app.command()(api)
+    app.command()(flower)
+    app.command()(batch)

@@ -1,0 +1,79 @@
+"""API tokens: random bearer secrets of which only the sha256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from farm.config import Settings
+from farm.db import session_scope
+from farm.errors import FarmError
+from farm.models import ApiToken
+
+PREFIX = "farm_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's name is recorded as the submitter of their jobs."""
+
+    name: str
+    read_only: bool
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create(settings: Settings, name: str, *, read_only: bool = False) -> str:
+    """Make a token and return it; it is shown once and never stored in the clear."""
+    token = PREFIX + secrets.token_urlsafe(32)
+    try:
+        with session_scope(settings) as s:
+            s.add(ApiToken(name=name, token_hash=hash_token(token), read_only=read_only))
+    except IntegrityError:
+        raise FarmError(f"a token named {name!r} exists already") from None
+    return token
+
+
+def authenticate(settings: Settings, token: str) -> Principal | None:
+    with session_scope(settings) as s:
+        row = s.execute(
+            select(ApiToken).where(
+                ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        row.last_used_at = func.now()
+        return Principal(row.name, row.read_only)
+
+
+def revoke(settings: Settings, name: str) -> None:
+    with session_scope(settings) as s:
+        row = s.execute(select(ApiToken).where(ApiToken.name == name)).scalar_one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise FarmError(f"no active token named {name!r}")
+        row.revoked_at = func.now()
+
+
+def list_tokens(settings: Settings) -> list[dict[str, str | bool | None]]:
+    def iso(v: datetime | None) -> str | None:
+        return v.isoformat() if v else None
+
+    with session_scope(settings) as s:
+        return [
+            {
+                "name": t.name,
+                "read_only": t.read_only,
+                "created_at": iso(t.created_at),
+                "last_used_at": iso(t.last_used_at),
+                "revoked_at": iso(t.revoked_at),
+            }
+            for t in s.execute(select(ApiToken).order_by(ApiToken.id)).scalars()
+        ]

@@ -1,0 +1,46 @@
+"""FFV1 in Matroska: lossless, for exactness checks and as an archival master.
+
+The frames keep their own pixel format (gray stays gray, rgb24 is stored as planar ``gbrp``,
+which is the same samples reordered), so decoding gives back the exact input. ``-g 1`` makes
+every frame a keyframe, so any segment boundary is a clean join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from workers.formats.base import VideoFormat
+
+STORED_PIX_FMT = {"gray": "gray", "rgb24": "gbrp", "gray16le": "gray16le", "rgb48le": "gbrp16le"}
+
+
+def ffv1_args(pix_fmt_in: str) -> list[str]:
+    return [
+        "-c:v",
+        "ffv1",
+        "-level",
+        "3",
+        "-g",
+        "1",
+        "-slicecrc",
+        "1",
+        "-pix_fmt",
+        STORED_PIX_FMT[pix_fmt_in],
+    ]
+
+
+class FFV1(VideoFormat):
+    name = "ffv1"
+    codec = "ffv1"
+    containers: ClassVar[Mapping[str, str]] = {".mkv": "matroska"}
+    input_pix_fmts = ("gray", "rgb24", "gray16le", "rgb48le")
+    color_tags = False
+
+    def encode_args(
+        self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]
+    ) -> list[str]:
+        return ffv1_args(pix_fmt_in)
+
+
+FORMAT = FFV1()

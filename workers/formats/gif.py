@@ -1,0 +1,127 @@
+"""Animated GIF with a palette computed from every frame of the shot.
+
+GIF cannot be joined by stream copy: each file carries its own palette, and a palette per
+chunk would make the colours jump at chunk boundaries. So chunks write lossless FFV1
+intermediates (one file per chunk, exact pixels, joinable by the concat demuxer, far smaller
+and faster than PNG frames), and assembly re-encodes once: ``palettegen`` over all frames,
+``paletteuse`` to map them. ffmpeg's fallback without this is a fixed 3-3-2 RGB palette, which
+bands grayscale badly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from workers.encode import PipeWriter, _temp_sibling, _unlink_quietly, concat_copy
+from workers.formats.base import OptionCheck, OutputFormat, int_in, log, one_of
+from workers.formats.ffv1 import ffv1_args
+
+DITHERS = ("sierra2_4a", "floyd_steinberg", "bayer", "none")
+
+
+class GIF(OutputFormat):
+    name = "gif"
+    codec = "gif"
+    containers: ClassVar[Mapping[str, str]] = {".gif": "gif"}
+    max_side = 1920  # farm policy: the format allows 65535, but a larger GIF is a mistake
+    max_fps = 50.0  # delays are in 1/100 s and players stretch anything under 2 to 10
+    can_stream_copy = False
+    option_checks: ClassVar[Mapping[str, OptionCheck]] = {
+        "dither": one_of(*DITHERS),
+        "max_colors": int_in(2, 256),
+        "loop": int_in(-1, 65535),
+    }
+
+    @property
+    def segment_suffix(self) -> str:
+        return ".mkv"
+
+    def open_segment(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        pix_fmt_in: str,
+        frame_numbers: Sequence[int],
+        options: Mapping[str, Any] | None = None,
+        *,
+        ffmpeg: str,
+    ) -> PipeWriter:
+        opts = {k: v for k, v in (options or {}).items() if k not in ("path", "audio")}
+        self.check(width, height, fps, {**opts, "pix_fmt_in": pix_fmt_in})
+        path = Path(path)
+        return PipeWriter(
+            path,
+            width,
+            height,
+            fps,
+            ffmpeg=ffmpeg,
+            pix_fmt_in=pix_fmt_in,
+            output_args=[*ffv1_args(pix_fmt_in), "-fps_mode", "passthrough", "-f", "matroska"],
+            tmp_path=_temp_sibling(path, ".mkv"),
+            expected_frames=len(frame_numbers),
+        )
+
+    def palette_filter(self, options: Mapping[str, Any]) -> str:
+        colors = int(options.get("max_colors", 256))
+        dither = str(options.get("dither", "sierra2_4a"))
+        return (
+            f"[0:v]split[a][b];[a]palettegen=max_colors={colors}:stats_mode=full"
+            f":reserve_transparent=0[p];[b][p]paletteuse=dither={dither}:diff_mode=rectangle"
+        )
+
+    def assemble_args(self, options: Mapping[str, Any]) -> list[str]:
+        return [
+            "-filter_complex",
+            self.palette_filter(options),
+            "-fps_mode",
+            "passthrough",
+            "-loop",
+            str(options.get("loop", 0)),
+            "-f",
+            "gif",
+        ]
+
+    def assemble(
+        self,
+        segments: Sequence[Path],
+        out: Path,
+        expected_frames: int,
+        fps: float,
+        audio: Path | None = None,
+        *,
+        ffmpeg: str,
+        frame_numbers: Sequence[int] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Path:
+        self._refuse_audio(audio)
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "gif cannot be joined by stream copy: re-encoding %d segments of %d frames once, "
+            "with one palette from all frames, into %s",
+            len(segments),
+            expected_frames,
+            out.name,
+        )
+        tmp = _temp_sibling(out)
+        try:
+            concat_copy(
+                segments,
+                tmp,
+                ffmpeg=ffmpeg,
+                output_args=self.assemble_args(options or {}),
+                what=f"re-encoding {len(segments)} segments into {out.name} with a palette",
+            )
+            self.verify(tmp, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps)
+            os.replace(tmp, out)
+        finally:
+            _unlink_quietly(tmp)
+        return out
+
+
+FORMAT = GIF()

@@ -1,0 +1,49 @@
+"""H.265/HEVC in MP4, tagged ``hvc1`` so QuickTime and Apple devices play it.
+
+Joinable segments need what x264 gives by default, asked of x265 explicitly: ``bframes=0``
+(no reordering, so no composition offsets to stitch), ``no-open-gop=1`` (every keyframe is an
+IDR whose pictures never reference the previous segment), and the same parameters for every
+segment so the first segment's ``hvcC`` parameter sets describe all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from workers.formats.base import OptionCheck, VideoFormat, _bitrate, int_in, one_of
+from workers.formats.h264 import PRESETS, rate_control
+
+
+class H265(VideoFormat):
+    name = "h265"
+    codec = "hevc"
+    containers: ClassVar[Mapping[str, str]] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+    chroma = "420"
+    audio_codec = "aac"
+    option_checks: ClassVar[Mapping[str, OptionCheck]] = {
+        "crf": int_in(0, 51),
+        "bitrate": _bitrate,
+        "preset": one_of(*PRESETS),
+        "keyint": int_in(1, 1000),
+    }
+
+    def encode_args(
+        self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]
+    ) -> list[str]:
+        keyint = int(options.get("keyint", 250))
+        params = f"keyint={keyint}:min-keyint=1:no-open-gop=1:bframes=0:log-level=error"
+        return [
+            "-c:v",
+            "libx265",
+            "-preset",
+            str(options.get("preset", "veryfast")),
+            *rate_control(options, 22),
+            "-x265-params",
+            params,
+            "-tag:v",
+            "hvc1",
+        ]
+
+
+FORMAT = H265()

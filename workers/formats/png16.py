@@ -1,0 +1,31 @@
+"""16-bit PNG image sequences, for compositing.
+
+8-bit frames are widened by x257 on the way in (0 -> 0, 255 -> 65535, exact), so a 16-bit
+sequence of an 8-bit render holds the same picture; uint16 frames pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from workers.formats.base import OptionCheck, int_in
+from workers.formats.sequence import SequenceFormat
+
+
+class PNG16(SequenceFormat):
+    name = "png16"
+    codec = "png"
+    containers: ClassVar[Mapping[str, str]] = {".png": "image2"}
+    input_pix_fmts = ("gray", "rgb24", "gray16le", "rgb48le")
+    widen = True
+    stored_pix_fmt: ClassVar[Mapping[str, str]] = {
+        "gray": "gray16be",
+        "rgb24": "rgb48be",
+        "gray16le": "gray16be",
+        "rgb48le": "rgb48be",
+    }
+    option_checks: ClassVar[Mapping[str, OptionCheck]] = {"compression_level": int_in(0, 9)}
+
+
+FORMAT = PNG16()

@@ -1,0 +1,31 @@
+"""ProRes 422 HQ in QuickTime MOV: the editorial hand-off format.
+
+``prores_ks`` profile 3 is 422 HQ, at 10 bits (``yuv422p10le``); ``-vendor apl0`` makes the
+file look like Apple's encoder to tools that check. Every ProRes frame is intra-coded, so any
+cut is a clean join and segments concatenate by stream copy without GOP settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from workers.formats.base import VideoFormat
+
+
+class ProRes(VideoFormat):
+    name = "prores"
+    codec = "prores"
+    containers: ClassVar[Mapping[str, str]] = {".mov": "mov"}
+    chroma = "422"
+    pix_fmt = "yuv422p10le"
+    input_pix_fmts = ("gray", "rgb24", "gray16le", "rgb48le")
+    audio_codec = "aac"
+
+    def encode_args(
+        self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]
+    ) -> list[str]:
+        return ["-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0"]
+
+
+FORMAT = ProRes()

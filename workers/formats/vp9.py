@@ -1,0 +1,55 @@
+"""VP9 in WebM, for the web.
+
+Constant quality (``-crf`` with ``-b:v 0``). Alternate reference frames are turned off: they
+are invisible frames that libvpx packs with a visible one, which is harmless for playback,
+but without them every packet is one displayed frame and a segment's last packet ends
+exactly at its duration, so the concat demuxer's joins leave no gap. Each segment starts
+with a keyframe (libvpx always opens with one), so stream copy joins them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from workers.formats.base import OptionCheck, VideoFormat, _bitrate, int_in
+
+
+class VP9(VideoFormat):
+    name = "vp9"
+    codec = "vp9"
+    containers: ClassVar[Mapping[str, str]] = {".webm": "webm", ".mkv": "matroska"}
+    chroma = "420"
+    audio_codec = "libopus"
+    option_checks: ClassVar[Mapping[str, OptionCheck]] = {
+        "crf": int_in(0, 63),
+        "bitrate": _bitrate,
+        "speed": int_in(0, 8),
+        "keyint": int_in(1, 1000),
+    }
+
+    def encode_args(
+        self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]
+    ) -> list[str]:
+        if "bitrate" in options:
+            rate = ["-b:v", str(options["bitrate"])]
+        else:
+            rate = ["-crf", str(options.get("crf", 31)), "-b:v", "0"]
+        return [
+            "-c:v",
+            "libvpx-vp9",
+            *rate,
+            "-deadline",
+            "good",
+            "-cpu-used",
+            str(options.get("speed", 5)),
+            "-row-mt",
+            "1",
+            "-auto-alt-ref",
+            "0",
+            "-g",
+            str(options.get("keyint", 240)),
+        ]
+
+
+FORMAT = VP9()

@@ -1,0 +1,162 @@
+"""Poster frames and contact sheets, cut from the finished output (video or sequence).
+
+They come from the assembled result rather than from the render's frames in memory, so a
+preview shows what was delivered, after encoding; and a re-run of assembly can remake them.
+Both are 8-bit RGB PNGs written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+from workers.encode import _run, _temp_sibling, _unlink_quietly, count_frames, probe_video
+from workers.formats.sequence import concat_listing
+
+__all__ = ["Source", "contact_sheet", "find_font", "poster_frame"]
+
+Source = Path | Sequence[Path]
+_FONTS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/Library/Fonts/Arial.ttf",
+)
+_SAFE_PATH = re.compile(r"^[\w/.-]+$")
+
+
+def find_font() -> Path | None:
+    """A TrueType font for frame labels; without one, sheets simply have no labels."""
+    for candidate in _FONTS:
+        if Path(candidate).is_file() and _SAFE_PATH.match(candidate):
+            return Path(candidate)
+    return None
+
+
+class _Input:
+    """ffmpeg input arguments for a video file or an ordered list of frame files."""
+
+    def __init__(self, source: Source, out: Path, ffmpeg: str) -> None:
+        self.listing: Path | None = None
+        if isinstance(source, str | os.PathLike):
+            self.args = ["-i", str(source)]
+            self.first = Path(source)
+            self.count = count_frames(Path(source), ffmpeg=ffmpeg)[0]
+        else:
+            files = [Path(p) for p in source]
+            if not files:
+                raise ValueError("no frames to preview")
+            self.listing = out.with_name(f".{out.name}.{secrets.token_hex(4)}.ffconcat")
+            concat_listing(files, self.listing)
+            self.args = ["-f", "concat", "-safe", "0", "-i", str(self.listing)]
+            self.first = files[0]
+            self.count = len(files)
+        info = probe_video(self.first, ffmpeg=ffmpeg)
+        self.width, self.height = int(info["width"]), int(info["height"])
+
+    def close(self) -> None:
+        if self.listing is not None:
+            _unlink_quietly(self.listing)
+
+
+def _select(indexes: Sequence[int]) -> str:
+    return "select='" + "+".join(f"eq(n,{i})" for i in indexes) + "'"
+
+
+def _write_png(ffmpeg: str, src: _Input, graph: str, out: Path, what: str) -> None:
+    tmp = _temp_sibling(out, ".png")
+    try:
+        _run(
+            [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", *src.args,
+             "-map", "0:v:0", "-vf", graph, "-fps_mode", "passthrough", "-frames:v", "1",
+             "-update", "1", "-f", "image2", "-c:v", "png", "-y", str(tmp)],
+            what,
+        )  # fmt: skip
+        if not tmp.is_file():
+            raise FileNotFoundError(f"ffmpeg wrote no {what}")
+        os.replace(tmp, out)
+    finally:
+        _unlink_quietly(tmp)
+
+
+def poster_frame(
+    source: Source, out: Path, *, ffmpeg: str, index: int | None = None
+) -> tuple[Path, int, int]:
+    """Write frame ``index`` (default: the middle one) of ``source`` as a PNG.
+
+    Returns (path, width, height).
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = _Input(source, out, ffmpeg)
+    try:
+        i = src.count // 2 if index is None else index
+        if not 0 <= i < src.count:
+            raise ValueError(f"frame index {i} is outside 0..{src.count - 1}")
+        _write_png(ffmpeg, src, f"{_select([i])},format=rgb24", out, f"poster frame of {out.name}")
+        return out, src.width, src.height
+    finally:
+        src.close()
+
+
+def sheet_indexes(total: int, count: int) -> list[int]:
+    """``count`` frame indexes spread evenly over ``total``, first and last included."""
+    count = max(1, min(count, total))
+    if count == 1:
+        return [total // 2]
+    return sorted({round(k * (total - 1) / (count - 1)) for k in range(count)})
+
+
+def contact_sheet(
+    source: Source,
+    out: Path,
+    *,
+    ffmpeg: str,
+    count: int = 12,
+    columns: int = 4,
+    thumb_width: int | None = None,
+    padding: int = 2,
+    frame_numbers: Sequence[int] | None = None,
+    font: Path | None = None,
+) -> tuple[Path, int, int]:
+    """Write a grid of ``count`` evenly spaced frames as a PNG; returns (path, width, height).
+
+    Thumbnails are ``thumb_width`` wide (default: the frame's own width, at most 320) with
+    the frame's aspect. With ``frame_numbers`` (the job's numbers of the source's frames, an
+    evenly stepped range) and a font, each thumbnail is labelled with its frame number.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = _Input(source, out, ffmpeg)
+    try:
+        indexes = sheet_indexes(src.count, count)
+        cols = max(1, min(columns, len(indexes)))
+        rows = math.ceil(len(indexes) / cols)
+        tw = thumb_width or min(src.width, 320)
+        th = max(2, 2 * round(src.height * tw / src.width / 2))
+        steps = []
+        label_font = font or find_font()
+        if frame_numbers is not None and label_font is not None and len(frame_numbers) > 0:
+            start = frame_numbers[0]
+            step = frame_numbers[1] - start if len(frame_numbers) > 1 else 1
+            if list(frame_numbers) == [start + step * k for k in range(len(frame_numbers))]:
+                size = max(8, th // 6)
+                steps.append(
+                    f"drawtext=fontfile={label_font}:text='%{{eif\\:n*{step}+{start}\\:d}}'"
+                    f":x=3:y=h-th-3:fontsize={size}:fontcolor=white:box=1:boxcolor=black@0.5"
+                )
+        steps += [
+            _select(indexes),
+            f"scale={tw}:{th}",
+            f"tile={cols}x{rows}:padding={padding}:color=black",
+            "format=rgb24",
+        ]
+        _write_png(ffmpeg, src, ",".join(steps), out, f"contact sheet {out.name}")
+        width = cols * tw + (cols - 1) * padding
+        height = rows * th + (rows - 1) * padding
+        return out, width, height
+    finally:
+        src.close()
