@@ -47,12 +47,10 @@ def services(settings: Settings, *, migrate: bool = True, own: bool = False) -> 
 def child_env(settings: Settings) -> dict[str, str]:
     """Environment for a process we start (a worker): the resolved servers and settings."""
     env = dict(os.environ)
-    for field in ("database_url", "broker_url", "data_dir", "output_root", "ffmpeg"):
+    for field in type(settings).model_fields:
         value = getattr(settings, field)
         if value is not None:
             env[f"FARM_{field.upper()}"] = str(value)
-    for field in ("lease_s", "heartbeat_s", "unclaimed_s", "sweep_interval_s", "max_attempts"):
-        env[f"FARM_{field.upper()}"] = str(getattr(settings, field))
     env["FARM_OUTPUT_ROOT"] = str(settings.output_root_abs())
     env["FARM_DATA_DIR"] = str(settings.data_dir.resolve())
     return env

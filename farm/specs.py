@@ -28,6 +28,8 @@ _SEED_KEY = re.compile(r"^seed:(\d{1,10})$")
 WebhookEvent = Literal["started", "succeeded", "failed", "canceled"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("started", "succeeded", "failed", "canceled")
 Tag = Annotated[str, Field(pattern=NAME_PATTERN)]
+MAX_ID = 2**62
+JobIdRef = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class WebhookSpec(BaseModel):
@@ -49,7 +51,7 @@ class _Spec(BaseModel):
     pool: str | None = Field(
         default=None, pattern=NAME_PATTERN, description="worker pool whose workers run it"
     )
-    after: list[str | int] = Field(
+    after: list[Tag | JobIdRef] = Field(
         default_factory=list, max_length=100, description="jobs (id or name) to wait for"
     )
     webhook: WebhookSpec | None = None
@@ -64,7 +66,7 @@ class TrainSpec(_Spec):
     epochs: int = Field(default=30, ge=1, le=100_000)
     batch_size: int = Field(default=64, ge=1, le=65_536)
     lr: float = Field(default=2e-3, gt=0, le=1)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     latent_dim: int = Field(default=8, ge=1, le=512)
     image_size: Literal[16] = 16
     output: str | None = Field(

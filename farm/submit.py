@@ -23,7 +23,7 @@ from farm.errors import FarmError, JobNotFound, SpecError
 from farm.models import Event, Job, JobDependency, Task
 from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.planner import plan
-from farm.specs import RenderSpec, TrainSpec
+from farm.specs import MAX_ID, RenderSpec, TrainSpec
 from farm.states import JobState
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def find_job(session: Session, ref: str | int) -> Job:
     """A job by id, or the newest job with that name."""
     text = str(ref)
     if text.isdigit():
-        job = session.get(Job, int(text))
+        job = session.get(Job, int(text)) if int(text) <= MAX_ID else None
     else:
         job = session.execute(
             select(Job).where(Job.name == text).order_by(Job.id.desc()).limit(1)

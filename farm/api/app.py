@@ -78,7 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         for err in e.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
             loc = [p for p in loc if p not in ("train", "render")]
-            problems.append((".".join(loc) or "body", str(err.get("msg", "invalid"))))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append((".".join(loc) or "body", msg))
         return _error(422, "invalid request", problems)
 
     @app.exception_handler(StarletteHTTPException)

@@ -26,7 +26,7 @@ from farm.states import JobState
 from farm.tokens import Principal
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422)
+    s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 422)
 }
 router = APIRouter(responses=ERRORS)
 Reader = Annotated[Principal, Depends(principal)]
@@ -62,7 +62,13 @@ def health(request: Request, response: Response) -> Health:
     return Health(database=db, broker=broker)
 
 
-@router.post("/jobs", response_model=JobPublic, status_code=201, tags=["jobs"])
+@router.post(
+    "/jobs",
+    response_model=JobPublic,
+    status_code=201,
+    responses={200: {"model": JobPublic, "description": "the job this idempotency key made"}},
+    tags=["jobs"],
+)
 def create_job(
     request: Request,
     response: Response,
