@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from farm.errors import SpecError
+from farm.formats import RULES, UnknownFormat, format_for_path, get_rules
 from farm.frames import FrameRangeError, parse_frames
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -39,6 +40,21 @@ class WebhookSpec(BaseModel):
 
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
+
+
+class OutputSpec(BaseModel):
+    """Where a render goes and how it is encoded. Codec options (``crf``, ``bitrate``,
+    ``preset``, ``keyint``, ``speed``, ``dither``, ``max_colors``, ``loop``,
+    ``compression_level``) are checked against the chosen format's rules."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    path: str | None = Field(default=None, description="file, or a #### template for sequences")
+    format: str | None = Field(
+        default=None, description="h264 h265 vp9 prores gif png8 png16 ffv1; default from path"
+    )
+    audio: str | None = Field(default=None, description="an audio file muxed in at assembly")
+    keep_segments: bool = False
 
 
 class _Spec(BaseModel):
@@ -96,7 +112,9 @@ class RenderSpec(_Spec):
     keyframes: list[int | str] = Field(
         default_factory=lambda: list[int | str](range(10)), min_length=1, max_length=10_000
     )
-    output: str | None = Field(default=None, description="video path under the output root (.mp4)")
+    output: str | OutputSpec | None = Field(
+        default=None, description="path under the output root, or an output section"
+    )
     batch_size: int = Field(default=32, ge=1, le=4096)
 
     @field_validator("frames", mode="before")
@@ -114,13 +132,6 @@ class RenderSpec(_Spec):
             raise ValueError(str(e)) from None
         return v
 
-    @field_validator("width", "height")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even: H.264 with yuv420p needs even dimensions")
-        return v
-
     @field_validator("keyframes")
     @classmethod
     def _keys(cls, v: list[int | str]) -> list[int | str]:
@@ -130,13 +141,6 @@ class RenderSpec(_Spec):
                     raise ValueError(f"keyframe {i} ({k}) is not a class index >= 0")
             elif _SEED_KEY.match(k) is None:
                 raise ValueError(f"keyframe {i} ({k!r}) is neither a class index nor 'seed:N'")
-        return v
-
-    @field_validator("output")
-    @classmethod
-    def _video_suffix(cls, v: str | None) -> str | None:
-        if v is not None and not v.endswith(".mp4"):
-            raise ValueError("the video path must end in .mp4")
         return v
 
     @field_validator("checkpoint")
@@ -152,6 +156,29 @@ class RenderSpec(_Spec):
     def frame_list(self) -> list[int]:
         return parse_frames(self.frames)
 
+    def output_plan(self, name: str) -> tuple[str, str, dict[str, Any]]:
+        """(format, path under the output root, codec options) with defaults filled in."""
+        section = self.output if isinstance(self.output, OutputSpec) else None
+        path = self.output if isinstance(self.output, str) else (section and section.path)
+        fmt = (section.format if section else None) or (format_for_path(path) if path else "h264")
+        if not path:
+            rules = RULES.get(fmt.lower())
+            ext = rules.extension if rules else ".mp4"
+            is_seq = bool(rules and rules.is_sequence)
+            path = f"renders/{name}/{name}.####{ext}" if is_seq else f"renders/{name}{ext}"
+        options = dict(section.model_extra or {}) if section else {}
+        if section and section.audio:
+            options["audio"] = section.audio
+        return fmt.lower(), path, options
+
+    def format_problems(self, name: str) -> list[tuple[str, str]]:
+        fmt, path, options = self.output_plan(name)
+        try:
+            rules = get_rules(fmt)
+        except UnknownFormat as e:
+            return [("output.format", str(e))]
+        return rules.validate(self.width, self.height, self.fps, {**options, "path": path})
+
 
 JobSpec = Annotated[TrainSpec | RenderSpec, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[TrainSpec | RenderSpec] = TypeAdapter(JobSpec)
@@ -162,9 +189,14 @@ def parse_spec(data: Any) -> TrainSpec | RenderSpec:
     if not isinstance(data, dict):
         raise SpecError([("spec", "must be a mapping of fields")])
     try:
-        return _ADAPTER.validate_python(data)
+        spec = _ADAPTER.validate_python(data)
     except ValidationError as e:
         raise SpecError(_problems(e)) from None
+    if isinstance(spec, RenderSpec):
+        problems = spec.format_problems(spec.name or "render")
+        if problems:
+            raise SpecError(problems)
+    return spec
 
 
 def _problems(e: ValidationError) -> list[tuple[str, str]]:

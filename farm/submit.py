@@ -7,6 +7,8 @@ sends whatever is ready and unsent).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from farm.errors import FarmError, JobNotFound, SpecError
 from farm.models import Event, Job, JobDependency, Task
 from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.planner import plan
-from farm.specs import MAX_ID, RenderSpec, TrainSpec
+from farm.specs import MAX_ID, OutputSpec, RenderSpec, TrainSpec
 from farm.states import JobState
 
 log = logging.getLogger(__name__)
@@ -56,12 +58,28 @@ def resolve(
     """The spec as stored (name and output filled in) and the jobs it depends on."""
     problems: list[tuple[str, str]] = []
     name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
-    output = spec.output or default_output(spec.kind, name)
     root = settings.output_root_abs()
+    stored_output: object
+    if isinstance(spec, RenderSpec):
+        fmt, output, options = spec.output_plan(name)
+        problems += spec.format_problems(name)
+        field = "output.path" if isinstance(spec.output, OutputSpec) else "output"
+        keep = isinstance(spec.output, OutputSpec) and spec.output.keep_segments
+        stored_output = {"format": fmt, "path": output, "options": options, "keep_segments": keep}
+        audio = options.get("audio")
+        if audio:
+            try:
+                if not confine(root, str(audio)).is_file():
+                    problems.append(("output.audio", f"{audio!r} does not exist"))
+            except OutsideOutputRoot as e:
+                problems.append(("output.audio", str(e)))
+    else:
+        output = spec.output or default_output(spec.kind, name)
+        stored_output, field = output, "output"
     try:
         confine(root, output)
     except OutsideOutputRoot as e:
-        problems.append(("output", str(e)))
+        problems.append((field, str(e)))
     deps: list[int] = []
     if isinstance(spec, RenderSpec):
         ref = spec.checkpoint
@@ -95,7 +113,7 @@ def resolve(
     if problems:
         raise SpecError(problems)
     stored = spec.model_dump(mode="json")
-    stored.update(name=name, output=output)
+    stored.update(name=name, output=stored_output, fingerprint=fingerprint(spec))
     return stored, deps
 
 
@@ -165,13 +183,16 @@ def submit(
     return result
 
 
+def fingerprint(spec: TrainSpec | RenderSpec) -> str:
+    """What a submission asked for, so an idempotent replay can be told from a conflict."""
+    canon = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
 def _by_key(session: Session, key: str, spec: TrainSpec | RenderSpec) -> Submitted | None:
     job = session.execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
     if job is None:
         return None
-    mine = spec.model_dump(mode="json")
-    theirs = {k: job.spec.get(k) for k in mine}
-    mine = {k: (theirs[k] if k in ("name", "output") and v is None else v) for k, v in mine.items()}
-    if mine != theirs:
+    if job.spec.get("fingerprint") != fingerprint(spec):
         raise FarmError(f"idempotency key {key!r} was used for job {job.id} with a different spec")
     return Submitted(job.id, job.name, created=False)

@@ -229,7 +229,7 @@ def test_cli_submit_wait_and_status_json(farm: Farm, trained: int, tmp_path: Pat
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["state"] == "succeeded"
-    assert [a["kind"] for a in data["artifacts"]] == ["video"]
+    assert [a["kind"] for a in data["artifacts"]] == ["video", "poster", "contact_sheet"]
 
 
 @pytest.mark.parametrize(

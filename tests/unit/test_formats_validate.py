@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from farm.formats import TemplateError, parse_template
 from workers.formats import UnknownFormat, get_format, known_formats
-from workers.formats.sequence import TemplateError, frame_name, parse_template
+from workers.formats.sequence import frame_name
 
 
 def fields(problems: list[tuple[str, str]]) -> list[str]:

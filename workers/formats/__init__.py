@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from workers.formats.base import OutputFormat, Problem
+from farm.formats import Problem, UnknownFormat, known_formats
+from workers.formats.base import OutputFormat
 
 __all__ = [
     "OutputFormat",
@@ -33,14 +34,6 @@ _MODULES = {
     "png16": "png16",
     "ffv1": "ffv1",
 }
-
-
-class UnknownFormat(ValueError):
-    """A format name that no module provides."""
-
-
-def known_formats() -> list[str]:
-    return list(_MODULES)
 
 
 @cache

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from farm.formats import FormatRules, OptionCheck, Problem, bitrate, int_in, one_of
 from workers.encode import (
     EncodeError,
     PipeWriter,
@@ -28,8 +29,7 @@ from workers.encode import (
 
 log = logging.getLogger(__name__)
 
-Problem = tuple[str, str]
-OptionCheck = Callable[[Any], str | None]
+_bitrate = bitrate
 
 __all__ = [
     "OptionCheck",
@@ -52,36 +52,6 @@ _BT709 = [
 ]
 
 
-def int_in(lo: int, hi: int) -> OptionCheck:
-    def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            return f"must be an integer in {lo}..{hi}, got {value!r}"
-        return None
-
-    return check
-
-
-def one_of(*choices: str) -> OptionCheck:
-    def check(value: Any) -> str | None:
-        if value not in choices:
-            return f"must be one of {', '.join(choices)}, got {value!r}"
-        return None
-
-    return check
-
-
-def _bitrate(value: Any) -> str | None:
-    text = str(value)
-    digits = text[:-1] if text[-1:] in ("k", "K", "M") else text
-    if isinstance(value, bool) or not digits.isdigit() or int(digits) <= 0:
-        return f"must be a positive bitrate like 8M or 2500k, got {value!r}"
-    return None
-
-
-def _path_option(value: Any) -> str | None:
-    return None if isinstance(value, str) and value else f"must be a path, got {value!r}"
-
-
 class OutputFormat:
     """The interface every output format implements; subclasses set the class attributes.
 
@@ -90,17 +60,14 @@ class OutputFormat:
     and the codec options listed in ``option_checks``.
     """
 
-    name: ClassVar[str]
-    codec: ClassVar[str]  # the codec name a decoder reports, for describe/verify
-    containers: ClassVar[Mapping[str, str]]  # extension -> ffmpeg muxer; the first is default
-    chroma: ClassVar[str | None] = None  # "420" or "422": subsampled chroma wants even sizes
-    max_side: ClassVar[int] = 8192
-    max_fps: ClassVar[float] = 240.0
-    input_pix_fmts: ClassVar[tuple[str, ...]] = ("gray", "rgb24")
-    can_stream_copy: ClassVar[bool] = True
-    audio_codec: ClassVar[str | None] = None
-    is_sequence: ClassVar[bool] = False
-    option_checks: ClassVar[Mapping[str, OptionCheck]] = {}
+    # What the control plane checks at submission; the worker reads the same rules.
+    rules: ClassVar[FormatRules]
+
+    def __getattr__(self, attr: str) -> Any:
+        # name, codec, containers, chroma, limits, options... come from the shared rules.
+        if attr == "rules":
+            raise AttributeError(attr)
+        return getattr(self.rules, attr)
 
     @property
     def extension(self) -> str:
@@ -121,75 +88,8 @@ class OutputFormat:
     def validate(
         self, width: int, height: int, fps: float, options: Mapping[str, Any] | None = None
     ) -> list[Problem]:
-        """Every reason the format cannot produce this output, as (field, reason) pairs.
-
-        All problems are collected rather than the first raised, so a spec author fixes them
-        in one round trip.
-        """
-        opts = dict(options or {})
-        problems: list[Problem] = []
-        for field, value in (("width", width), ("height", height)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                problems.append((field, f"must be a positive integer, got {value!r}"))
-            elif value > self.max_side:
-                problems.append((field, f"{self.name} allows at most {self.max_side}, got {value}"))
-        if not problems:
-            problems += self._dimension_problems(width, height)
-        if not isinstance(fps, int | float) or isinstance(fps, bool) or not fps > 0:
-            problems.append(("fps", f"must be positive, got {fps!r}"))
-        elif fps > self.max_fps:
-            problems.append(("fps", f"{self.name} allows at most {self.max_fps:g} fps, got {fps}"))
-        known = {"path", "audio", "pix_fmt_in", *self.option_checks}
-        for key, value in opts.items():
-            if key not in known:
-                problems.append(
-                    (f"output.{key}", f"not an option of {self.name} ({', '.join(sorted(known))})")
-                )
-            elif key in self.option_checks:
-                reason = self.option_checks[key](value)
-                if reason:
-                    problems.append((f"output.{key}", reason))
-        if "path" in opts:
-            reason = _path_option(opts["path"])
-            if reason:
-                problems.append(("output.path", reason))
-            else:
-                problems += self._path_problems(str(opts["path"]))
-        if opts.get("audio") is not None and self.audio_codec is None:
-            problems.append(("output.audio", f"{self.name} output cannot carry audio"))
-        pix_fmt_in = opts.get("pix_fmt_in", "gray")
-        if pix_fmt_in not in self.input_pix_fmts:
-            takes = ", ".join(self.input_pix_fmts)
-            problems.append(
-                ("output.pix_fmt_in", f"{self.name} takes {takes} frames, got {pix_fmt_in!r}")
-            )
-        if "crf" in opts and "bitrate" in opts:
-            problems.append(("output.bitrate", "give crf or bitrate, not both"))
-        return problems
-
-    def _dimension_problems(self, width: int, height: int) -> list[Problem]:
-        sub = {"420": (True, True), "422": (True, False)}.get(self.chroma or "", (False, False))
-        pix = {"420": "yuv420p", "422": "yuv422p"}.get(self.chroma or "", "")
-        out: list[Problem] = []
-        if sub[0] and width % 2:
-            out.append(("width", f"{self.name} encodes {pix}, which needs an even width: {width}"))
-        if sub[1] and height % 2:
-            out.append(
-                ("height", f"{self.name} encodes {pix}, which needs an even height: {height}")
-            )
-        return out
-
-    def _path_problems(self, path: str) -> list[Problem]:
-        ext = os.path.splitext(path)[1].lower()
-        if ext not in self.containers:
-            allowed = ", ".join(self.containers)
-            return [
-                (
-                    "output.path",
-                    f"a {ext or 'extensionless'} file cannot hold {self.name}; use {allowed}",
-                )
-            ]
-        return []
+        """Every reason the format cannot produce this output, as (field, reason) pairs."""
+        return self.rules.validate(width, height, fps, options)
 
     def check(
         self, width: int, height: int, fps: float, options: Mapping[str, Any] | None = None

@@ -8,8 +8,9 @@ every frame a keyframe, so any segment boundary is a clean join.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
+from farm.formats import RULES
 from workers.formats.base import VideoFormat
 
 STORED_PIX_FMT = {"gray": "gray", "rgb24": "gbrp", "gray16le": "gray16le", "rgb48le": "gbrp16le"}
@@ -31,10 +32,7 @@ def ffv1_args(pix_fmt_in: str) -> list[str]:
 
 
 class FFV1(VideoFormat):
-    name = "ffv1"
-    codec = "ffv1"
-    containers: ClassVar[Mapping[str, str]] = {".mkv": "matroska"}
-    input_pix_fmts = ("gray", "rgb24", "gray16le", "rgb48le")
+    rules = RULES["ffv1"]
     color_tags = False
 
     def encode_args(

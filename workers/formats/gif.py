@@ -13,27 +13,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from farm.formats import GIF_DITHERS, RULES
 from workers.encode import PipeWriter, _temp_sibling, _unlink_quietly, concat_copy
-from workers.formats.base import OptionCheck, OutputFormat, int_in, log, one_of
+from workers.formats.base import OutputFormat, log
 from workers.formats.ffv1 import ffv1_args
 
-DITHERS = ("sierra2_4a", "floyd_steinberg", "bayer", "none")
+DITHERS = GIF_DITHERS
 
 
 class GIF(OutputFormat):
-    name = "gif"
-    codec = "gif"
-    containers: ClassVar[Mapping[str, str]] = {".gif": "gif"}
-    max_side = 1920  # farm policy: the format allows 65535, but a larger GIF is a mistake
-    max_fps = 50.0  # delays are in 1/100 s and players stretch anything under 2 to 10
-    can_stream_copy = False
-    option_checks: ClassVar[Mapping[str, OptionCheck]] = {
-        "dither": one_of(*DITHERS),
-        "max_colors": int_in(2, 256),
-        "loop": int_in(-1, 65535),
-    }
+    rules = RULES["gif"]
 
     @property
     def segment_suffix(self) -> str:

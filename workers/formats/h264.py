@@ -8,21 +8,12 @@ index to the front so a browser can start playing before the download ends.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
-from workers.formats.base import OptionCheck, VideoFormat, _bitrate, int_in, one_of
+from farm.formats import RULES, X264_PRESETS
+from workers.formats.base import VideoFormat
 
-PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-)
+PRESETS = X264_PRESETS
 
 
 def rate_control(options: Mapping[str, Any], default_crf: int) -> list[str]:
@@ -33,17 +24,7 @@ def rate_control(options: Mapping[str, Any], default_crf: int) -> list[str]:
 
 
 class H264(VideoFormat):
-    name = "h264"
-    codec = "h264"
-    containers: ClassVar[Mapping[str, str]] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
-    chroma = "420"
-    audio_codec = "aac"
-    option_checks: ClassVar[Mapping[str, OptionCheck]] = {
-        "crf": int_in(0, 51),
-        "bitrate": _bitrate,
-        "preset": one_of(*PRESETS),
-        "keyint": int_in(1, 1000),
-    }
+    rules = RULES["h264"]
 
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]

@@ -9,24 +9,15 @@ segment so the first segment's ``hvcC`` parameter sets describe all of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
-from workers.formats.base import OptionCheck, VideoFormat, _bitrate, int_in, one_of
-from workers.formats.h264 import PRESETS, rate_control
+from farm.formats import RULES
+from workers.formats.base import VideoFormat
+from workers.formats.h264 import rate_control
 
 
 class H265(VideoFormat):
-    name = "h265"
-    codec = "hevc"
-    containers: ClassVar[Mapping[str, str]] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
-    chroma = "420"
-    audio_codec = "aac"
-    option_checks: ClassVar[Mapping[str, OptionCheck]] = {
-        "crf": int_in(0, 51),
-        "bitrate": _bitrate,
-        "preset": one_of(*PRESETS),
-        "keyint": int_in(1, 1000),
-    }
+    rules = RULES["h265"]
 
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]

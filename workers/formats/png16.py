@@ -9,15 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from workers.formats.base import OptionCheck, int_in
+from farm.formats import RULES
 from workers.formats.sequence import SequenceFormat
 
 
 class PNG16(SequenceFormat):
-    name = "png16"
-    codec = "png"
-    containers: ClassVar[Mapping[str, str]] = {".png": "image2"}
-    input_pix_fmts = ("gray", "rgb24", "gray16le", "rgb48le")
+    rules = RULES["png16"]
     widen = True
     stored_pix_fmt: ClassVar[Mapping[str, str]] = {
         "gray": "gray16be",
@@ -25,7 +22,6 @@ class PNG16(SequenceFormat):
         "gray16le": "gray16be",
         "rgb48le": "rgb48be",
     }
-    option_checks: ClassVar[Mapping[str, OptionCheck]] = {"compression_level": int_in(0, 9)}
 
 
 FORMAT = PNG16()

@@ -8,19 +8,15 @@ cut is a clean join and segments concatenate by stream copy without GOP settings
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
+from farm.formats import RULES
 from workers.formats.base import VideoFormat
 
 
 class ProRes(VideoFormat):
-    name = "prores"
-    codec = "prores"
-    containers: ClassVar[Mapping[str, str]] = {".mov": "mov"}
-    chroma = "422"
+    rules = RULES["prores"]
     pix_fmt = "yuv422p10le"
-    input_pix_fmts = ("gray", "rgb24", "gray16le", "rgb48le")
-    audio_codec = "aac"
 
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from farm.formats import parse_template
 from workers.encode import (
     STDERR_TAIL_CHARS,
     EncodeError,
@@ -32,47 +33,9 @@ from workers.encode import (
     _run,
     probe_video,
 )
-from workers.formats.base import OutputFormat, Problem
+from workers.formats.base import OutputFormat
 
-_HASHES = re.compile(r"#+")
-_PRINTF = re.compile(r"%(0\d+)?d")
-_ANY_PRINTF = re.compile(r"%[-+ #0]*\d*[a-zA-Z]")
 _TEMP_PATTERN = "f%09d"
-
-
-class TemplateError(ValueError):
-    """A sequence path template that cannot name frames."""
-
-
-def parse_template(template: str) -> tuple[str, int, str]:
-    """Split a template's file name into (prefix, padding, suffix); the folder stays in prefix.
-
-    The placeholder must be in the file name, exactly once: a frame number in a folder name
-    would scatter one shot over many folders.
-    """
-    folder, name = os.path.split(template)
-    if "#" in folder or "%" in folder:
-        raise TemplateError(
-            f"the frame placeholder must be in the file name, not the folder: {template!r}"
-        )
-    hashes = list(_HASHES.finditer(name))
-    printfs = list(_PRINTF.finditer(name))
-    others = [m for m in _ANY_PRINTF.finditer(name) if not _PRINTF.fullmatch(m.group())]
-    if others:
-        raise TemplateError(
-            f"unsupported placeholder {others[0].group()!r} in {template!r}: use #### or %04d"
-        )
-    found = hashes + printfs
-    if not found:
-        raise TemplateError(
-            f"{template!r} has no frame placeholder: add #### or %04d to the file name"
-        )
-    if len(found) > 1:
-        raise TemplateError(f"{template!r} has {len(found)} frame placeholders; use exactly one")
-    m = found[0]
-    pad = int(m.group(1) or 1) if m.group().startswith("%") else len(m.group())
-    prefix = os.path.join(folder, name[: m.start()]) if folder else name[: m.start()]
-    return prefix, pad, name[m.end() :]
 
 
 def frame_name(template: str, number: int) -> str:
@@ -146,22 +109,12 @@ class SequenceWriter(PipeWriter):
 class SequenceFormat(OutputFormat):
     """Image sequences; subclasses choose the codec and the stored pixel formats."""
 
-    is_sequence = True
-    can_stream_copy = False
     widen: ClassVar[bool] = False
     stored_pix_fmt: ClassVar[Mapping[str, str]] = {}
 
     @property
     def segment_suffix(self) -> str:
         return ""
-
-    def _path_problems(self, path: str) -> list[Problem]:
-        problems = super()._path_problems(path)
-        try:
-            parse_template(path)
-        except TemplateError as exc:
-            problems.append(("output.path", str(exc)))
-        return problems
 
     def encode_args(self, pix_fmt_in: str, options: Mapping[str, Any]) -> list[str]:
         return [

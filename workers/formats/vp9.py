@@ -10,23 +10,14 @@ with a keyframe (libvpx always opens with one), so stream copy joins them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
-from workers.formats.base import OptionCheck, VideoFormat, _bitrate, int_in
+from farm.formats import RULES
+from workers.formats.base import VideoFormat
 
 
 class VP9(VideoFormat):
-    name = "vp9"
-    codec = "vp9"
-    containers: ClassVar[Mapping[str, str]] = {".webm": "webm", ".mkv": "matroska"}
-    chroma = "420"
-    audio_codec = "libopus"
-    option_checks: ClassVar[Mapping[str, OptionCheck]] = {
-        "crf": int_in(0, 63),
-        "bitrate": _bitrate,
-        "speed": int_in(0, 8),
-        "keyint": int_in(1, 1000),
-    }
+    rules = RULES["vp9"]
 
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]

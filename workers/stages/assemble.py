@@ -1,7 +1,9 @@
-"""Assembly stage: join the chunk segments by stream copy into the job's video and check it.
+"""Assembly stage: join the chunk segments into the job's output, check it, make previews.
 
-Segments are removed only after the success is committed, so an assembly that runs again
-(its first worker died after writing the video) still finds them.
+Video formats join by stream copy; GIF re-encodes once from lossless intermediates; image
+sequences move each chunk's frames into place. The result is decoded and its frame count and
+duration checked before it gets its final name. Segments are removed only after the success
+is committed, so an assembly that runs again (its worker died after writing) still finds them.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ import shutil
 from sqlalchemy import select
 
 from farm.db import session_scope
+from farm.frames import parse_frames
 from farm.models import Task
-from farm.outputs import confine, segment_path
+from farm.outputs import confine
 from farm.states import TaskKind
-from workers.checkpoint import sha256_file
-from workers.encode import concat_segments, ffmpeg_binary, probe_video
+from workers.encode import ffmpeg_binary
+from workers.formats import describe_output, get_format
+from workers.outputs import digest, segment_for
+from workers.previews import contact_sheet, poster_frame
 from workers.runner import Output, Result, TaskContext
 
 
 def run(ctx: TaskContext) -> Result:
-    spec = ctx.spec
+    spec, out_spec = ctx.spec, ctx.spec["output"]
+    fmt = get_format(out_spec["format"])
     root = ctx.settings.output_root_abs()
     with session_scope(ctx.settings) as s:
         indexes = (
@@ -32,22 +38,39 @@ def run(ctx: TaskContext) -> Result:
             .scalars()
             .all()
         )
-    segments = [segment_path(root, ctx.job_id, i) for i in indexes]
-    missing = [str(p) for p in segments if not p.is_file()]
+    segments = [segment_for(root, ctx.job_id, i, fmt.segment_suffix) for i in indexes]
+    missing = [str(p) for p in segments if not p.exists()]
     if missing:
         raise RuntimeError(f"missing segments: {', '.join(missing)}")
-    out = confine(root, spec["output"])
+    out = confine(root, out_spec["path"])
+    options = dict(out_spec["options"])
+    audio = options.pop("audio", None)
     ffmpeg = ffmpeg_binary(ctx.settings.ffmpeg)
-    concat_segments(segments, out, ffmpeg=ffmpeg, expected_frames=ctx.frame_count, fps=spec["fps"])
-    info = probe_video(out, ffmpeg=ffmpeg)
-    info.update(frames_range=ctx.frames, fps_requested=spec["fps"])
+    numbers = parse_frames(ctx.frames or "")
+    result = fmt.assemble(
+        segments, out, ctx.frame_count, spec["fps"], confine(root, audio) if audio else None,
+        ffmpeg=ffmpeg, frame_numbers=numbers, options={**options, "path": str(out)},
+    )  # fmt: skip
+    ctx.check()
+    info = describe_output(result, fmt, ffmpeg=ffmpeg)
+    info.update(frames_range=ctx.frames, fps_requested=spec["fps"], audio=audio)
+    source = fmt.frame_files(result) if fmt.is_sequence else result
+    previews = root / "previews" / f"job-{ctx.job_id}"
+    poster, pw, ph = poster_frame(source, previews / "poster.png", ffmpeg=ffmpeg)
+    sheet, sw, sh = contact_sheet(source, previews / "contact.png", ffmpeg=ffmpeg,
+                                  frame_numbers=numbers)  # fmt: skip
+    kind = "sequence" if fmt.is_sequence else "video"
+    artifact_path = result.parent if fmt.is_sequence else result
+    size, sha = digest(artifact_path, source if isinstance(source, list) else None)
+    outputs = [Output(kind, artifact_path, size, sha, info)]
+    for k, p, w, h in (("poster", poster, pw, ph), ("contact_sheet", sheet, sw, sh)):
+        psize, psha = digest(p)
+        outputs.append(Output(k, p, psize, psha, {"width": w, "height": h}))
+    if out_spec.get("keep_segments"):
+        return Result(outputs)
     seg_dir = segments[0].parent
 
     def remove_segments() -> None:
         shutil.rmtree(seg_dir, ignore_errors=True)
 
-    return Result(
-        [Output("video", out, out.stat().st_size, sha256_file(out), info)],
-        supersedes=("segment",),
-        after_commit=remove_segments,
-    )
+    return Result(outputs, supersedes=("segment",), after_commit=remove_segments)

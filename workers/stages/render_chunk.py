@@ -1,7 +1,8 @@
-"""Render-chunk stage: decode this chunk's slice of the latent walk into one video segment.
+"""Render-chunk stage: decode this chunk's slice of the latent walk into one segment.
 
 The latent of a frame depends only on its position in the whole job, so any chunking of
-the range renders the same frames and the segments join seamlessly.
+the range renders the same frames and the segments join seamlessly. Frames are computed
+batch by batch while a writer thread feeds the previous batch to ffmpeg.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from sqlalchemy import select
 from farm.db import session_scope
 from farm.frames import parse_frames
 from farm.models import Artifact, JobDependency
-from farm.outputs import confine, segment_path
-from workers.checkpoint import sha256_file
+from farm.outputs import confine
 from workers.device import device, load_model
-from workers.encode import SegmentWriter, ffmpeg_binary
+from workers.encode import PipelinedWriter, ffmpeg_binary
+from workers.formats import get_format
 from workers.models.vae import ConvVAE
+from workers.outputs import digest, segment_for
 from workers.render import keyframe_latents, render_frames, walk_latents
 from workers.runner import Output, Result, TaskContext
 
@@ -42,7 +44,9 @@ def checkpoint_for(ctx: TaskContext) -> Path:
 
 def run(ctx: TaskContext) -> Result:
     spec = ctx.spec
-    model, meta, digest = load_model(checkpoint_for(ctx))
+    out_spec = spec["output"]
+    fmt = get_format(out_spec["format"])
+    model, meta, checkpoint_sha = load_model(checkpoint_for(ctx))
     if not isinstance(model, ConvVAE):
         raise TypeError(f"render needs a VAE checkpoint, got {type(model).__name__}")
     total = len(parse_frames(spec["frames"]))
@@ -50,23 +54,26 @@ def run(ctx: TaskContext) -> Result:
     keys = keyframe_latents(means, spec["keyframes"], means.shape[1])
     positions = range(ctx.position, ctx.position + ctx.frame_count)
     latents = walk_latents(keys, list(positions), total)  # (N, D)
-    out = segment_path(ctx.settings.output_root_abs(), ctx.job_id, ctx.index)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    seg = segment_for(ctx.settings.output_root_abs(), ctx.job_id, ctx.index, fmt.segment_suffix)
+    seg.parent.mkdir(parents=True, exist_ok=True)
     width, height = spec["width"], spec["height"]
-    with SegmentWriter(
-        out, width, height, spec["fps"], ffmpeg=ffmpeg_binary(ctx.settings.ffmpeg)
-    ) as writer:
+    options = {k: v for k, v in out_spec["options"].items() if k != "audio"}
+    if fmt.is_sequence:
+        options["path"] = out_spec["path"]
+    writer = fmt.open_segment(
+        seg, width, height, spec["fps"], "gray", parse_frames(ctx.frames or ""), options,
+        ffmpeg=ffmpeg_binary(ctx.settings.ffmpeg),
+    )  # fmt: skip
+    with PipelinedWriter(writer) as w:
         done = 0
         for frames in render_frames(
             model, latents, width, height, batch_size=spec["batch_size"], device=device()
         ):
             ctx.check()
-            writer.write(frames)
+            w.write(frames)
             done += frames.shape[0]
             ctx.progress({"frames": done, "of": ctx.frame_count})
-    meta_out = {
-        "frames": ctx.frames,
-        "frame_count": ctx.frame_count,
-        "checkpoint_sha256": digest,
-    }
-    return Result([Output("segment", out, out.stat().st_size, sha256_file(out), meta_out)])
+    size, sha = digest(seg)
+    info = {"frames": ctx.frames, "frame_count": ctx.frame_count, "format": fmt.name,
+            "checkpoint_sha256": checkpoint_sha}  # fmt: skip
+    return Result([Output("segment", seg, size, sha, info)])
