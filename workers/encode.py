@@ -322,7 +322,7 @@ class PipeWriter:
         self._commit()
 
     def _commit(self) -> None:
-        encoded, _ = count_frames(self.tmp_path, ffmpeg=self.ffmpeg)
+        encoded, _ = count_frames(self.tmp_path, ffmpeg=self.ffmpeg, decode=False)
         if encoded != self.frames_written:
             raise EncodeError(
                 f"{self.path.name}: wrote {self.frames_written} frames but ffmpeg encoded "
@@ -663,7 +663,7 @@ def _container_duration(stderr: str) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def count_frames(path: Path, *, ffmpeg: str) -> tuple[int, float]:
+def count_frames(path: Path, *, ffmpeg: str, decode: bool = True) -> tuple[int, float]:
     """Count frames by decoding every one, and return (frames, duration in seconds).
 
     Decoding is slower than trusting the container's sample table, but the point of the count
@@ -671,6 +671,9 @@ def count_frames(path: Path, *, ffmpeg: str) -> tuple[int, float]:
     decoder notices a truncated or undecodable stream. The duration is the container's (what
     a player shows), falling back to the decoder's last timestamp. This runs the configured
     binary rather than ``imageio_ffmpeg.count_frames_and_secs``, which always uses the wheel's.
+    ``decode=False`` counts packets by stream copy instead: for a segment just encoded, which
+    the final decode at assembly checks again, it proves no frame was dropped at a fraction
+    of the cost.
     """
     path = Path(path)
     if not path.is_file():
@@ -686,6 +689,7 @@ def count_frames(path: Path, *, ffmpeg: str) -> tuple[int, float]:
         "0:v:0",
         "-fps_mode",
         "passthrough",
+        *(() if decode else ("-c", "copy")),
         "-f",
         "null",
         "-progress",
@@ -706,7 +710,9 @@ def count_frames(path: Path, *, ffmpeg: str) -> tuple[int, float]:
     return frames, secs
 
 
-def probe_video(path: Path, *, ffmpeg: str) -> dict[str, Any]:
+def probe_video(
+    path: Path, *, ffmpeg: str, counted: tuple[int, float] | None = None
+) -> dict[str, Any]:
     """Describe a video for artifact metadata without ffprobe, which the wheel does not ship.
 
     ``ffmpeg -i`` with no output prints the stream summary and exits non-zero by design, so
@@ -733,7 +739,8 @@ def probe_video(path: Path, *, ffmpeg: str) -> dict[str, Any]:
     fps_match = _FPS_RE.search(line)
     if fps_match is not None:
         fps = float(fps_match.group(1)) * (1000 if fps_match.group(2) else 1)
-    frames, duration = count_frames(path, ffmpeg=ffmpeg)
+    # ``counted``: (frames, seconds) a caller has just verified by decoding; no second decode.
+    frames, duration = counted if counted is not None else count_frames(path, ffmpeg=ffmpeg)
     return {
         "width": int(video.group("w")),
         "height": int(video.group("h")),

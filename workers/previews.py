@@ -11,8 +11,12 @@ import math
 import os
 import re
 import secrets
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from workers.encode import _run, _temp_sibling, _unlink_quietly, count_frames, probe_video
 from workers.formats.sequence import concat_listing
@@ -160,3 +164,90 @@ def contact_sheet(
         return out, width, height
     finally:
         src.close()
+
+
+# Previews from frames in memory: each chunk keeps the few frames the previews need while it
+# renders them, so assembly tiles them instead of decoding the whole video again.
+
+PREVIEW_COUNT = 12
+PREVIEW_COLUMNS = 4
+
+
+def preview_positions(total: int, count: int = PREVIEW_COUNT) -> set[int]:
+    """Positions (0-based, in the job's frame list) of the poster and contact-sheet frames."""
+    return {total // 2, *sheet_indexes(total, count)}
+
+
+def keep_preview_frames(folder: Path, start: int, frames: np.ndarray, wanted: set[int]) -> None:
+    """Save the wanted frames of a batch that starts at position ``start`` (atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(frames.shape[0]):
+        if start + i in wanted:
+            dest = folder / f"preview-{start + i:09d}.npy"
+            tmp = folder / f".{dest.name}.{os.getpid()}.tmp"
+            with tmp.open("wb") as f:
+                np.save(f, frames[i])
+            os.replace(tmp, dest)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """A minimal PNG encoder (8-bit gray or RGB), written under a temporary name."""
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = img.shape[:2]
+    color = 2 if img.ndim == 3 else 0
+    rows = img.reshape(h, -1)
+    raw = b"".join(b"\x00" + rows[y].tobytes() for y in range(h))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    body = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(body)
+    os.replace(tmp, path)
+
+
+def _thumb(frame: np.ndarray, width: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if w <= width:
+        return frame
+    height = max(2, 2 * round(h * width / w / 2))
+    ys = (np.arange(height) * h / height).astype(int)
+    xs = (np.arange(width) * w / width).astype(int)
+    return frame[ys][:, xs]
+
+
+def previews_from_kept(
+    folder: Path, total: int, out_dir: Path, padding: int = 2
+) -> tuple[tuple[Path, int, int], tuple[Path, int, int]] | None:
+    """Poster and contact sheet from the frames the chunks kept; None if any is missing."""
+    positions = sorted(preview_positions(total))
+    files = [folder / f"preview-{p:09d}.npy" for p in positions]
+    if not all(f.is_file() for f in files):
+        return None
+    frames = {p: np.load(f) for p, f in zip(positions, files, strict=True)}
+    poster = frames[total // 2]
+    poster_path = out_dir / "poster.png"
+    write_png(poster_path, poster)
+    thumbs = [_thumb(frames[p], 320) for p in sheet_indexes(total, PREVIEW_COUNT)]
+    th, tw = thumbs[0].shape[:2]
+    cols = max(1, min(PREVIEW_COLUMNS, len(thumbs)))
+    rows = math.ceil(len(thumbs) / cols)
+    sheet = np.zeros((rows * th + (rows - 1) * padding, cols * tw + (cols - 1) * padding), np.uint8)
+    for k, t in enumerate(thumbs):
+        r, c = divmod(k, cols)
+        y, x = r * (th + padding), c * (tw + padding)
+        sheet[y : y + th, x : x + tw] = t
+    sheet_path = out_dir / "contact.png"
+    write_png(sheet_path, sheet)
+    return (poster_path, poster.shape[1], poster.shape[0]), (
+        sheet_path,
+        sheet.shape[1],
+        sheet.shape[0],
+    )

@@ -52,10 +52,16 @@ def _as_format(fmt: OutputFormat | str) -> OutputFormat:
     return fmt if isinstance(fmt, OutputFormat) else get_format(fmt)
 
 
-def describe_output(path: Path, fmt: OutputFormat | str, *, ffmpeg: str) -> dict[str, Any]:
+def describe_output(
+    path: Path,
+    fmt: OutputFormat | str,
+    *,
+    ffmpeg: str,
+    counted: tuple[int, float] | None = None,
+) -> dict[str, Any]:
     """Artifact metadata: codec, size in pixels and bytes, frames, duration, frame rate (for a
     sequence: its folder, first and last frame names and count)."""
-    return _as_format(fmt).describe(Path(path), ffmpeg=ffmpeg)
+    return _as_format(fmt).describe(Path(path), ffmpeg=ffmpeg, counted=counted)
 
 
 def verify_output(

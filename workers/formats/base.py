@@ -131,8 +131,10 @@ class OutputFormat:
     ) -> Path:
         raise NotImplementedError
 
-    def describe(self, path: Path, *, ffmpeg: str) -> dict[str, Any]:
-        info = probe_video(path, ffmpeg=ffmpeg)
+    def describe(
+        self, path: Path, *, ffmpeg: str, counted: tuple[int, float] | None = None
+    ) -> dict[str, Any]:
+        info = probe_video(path, ffmpeg=ffmpeg, counted=counted)
         info.update(
             format=self.name,
             container=self.muxer_for(path),

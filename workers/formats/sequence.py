@@ -255,7 +255,9 @@ class SequenceFormat(OutputFormat):
             raise EncodeError(f"only {decoded} of {expected_frames} frames decode")
         return decoded, decoded / fps
 
-    def describe(self, path: Path, *, ffmpeg: str) -> dict[str, Any]:
+    def describe(
+        self, path: Path, *, ffmpeg: str, counted: tuple[int, float] | None = None
+    ) -> dict[str, Any]:
         files = self.frame_files(path)
         if not files:
             raise EncodeError(f"no frames of {path} exist")

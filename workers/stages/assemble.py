@@ -20,7 +20,7 @@ from farm.states import TaskKind
 from workers.encode import ffmpeg_binary
 from workers.formats import describe_output, get_format
 from workers.outputs import digest, segment_for
-from workers.previews import contact_sheet, poster_frame
+from workers.previews import contact_sheet, poster_frame, previews_from_kept
 from workers.runner import Output, Result, TaskContext
 
 
@@ -52,13 +52,19 @@ def run(ctx: TaskContext) -> Result:
         ffmpeg=ffmpeg, frame_numbers=numbers, options={**options, "path": str(out)},
     )  # fmt: skip
     ctx.check()
-    info = describe_output(result, fmt, ffmpeg=ffmpeg)
+    # fmt.assemble decoded the result and checked its frames and duration: no second decode.
+    counted = (ctx.frame_count, ctx.frame_count / spec["fps"])
+    info = describe_output(result, fmt, ffmpeg=ffmpeg, counted=counted)
     info.update(frames_range=ctx.frames, fps_requested=spec["fps"], audio=audio)
     source = fmt.frame_files(result) if fmt.is_sequence else result
     previews = root / "previews" / f"job-{ctx.job_id}"
-    poster, pw, ph = poster_frame(source, previews / "poster.png", ffmpeg=ffmpeg)
-    sheet, sw, sh = contact_sheet(source, previews / "contact.png", ffmpeg=ffmpeg,
-                                  frame_numbers=numbers)  # fmt: skip
+    made = previews_from_kept(segments[0].parent, ctx.frame_count, previews)
+    if made is None:  # a chunk's kept frames are gone (its folder was cleaned): decode instead
+        made = (
+            poster_frame(source, previews / "poster.png", ffmpeg=ffmpeg),
+            contact_sheet(source, previews / "contact.png", ffmpeg=ffmpeg, frame_numbers=numbers),
+        )
+    (poster, pw, ph), (sheet, sw, sh) = made
     kind = "sequence" if fmt.is_sequence else "video"
     artifact_path = result.parent if fmt.is_sequence else result
     size, sha = digest(artifact_path, source if isinstance(source, list) else None)

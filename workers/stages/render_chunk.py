@@ -21,6 +21,7 @@ from workers.encode import PipelinedWriter, ffmpeg_binary
 from workers.formats import get_format
 from workers.models.vae import ConvVAE
 from workers.outputs import digest, segment_for
+from workers.previews import keep_preview_frames, preview_positions
 from workers.render import keyframe_latents, render_frames, walk_latents
 from workers.runner import Output, Result, TaskContext
 
@@ -64,12 +65,15 @@ def run(ctx: TaskContext) -> Result:
         seg, width, height, spec["fps"], "gray", parse_frames(ctx.frames or ""), options,
         ffmpeg=ffmpeg_binary(ctx.settings.ffmpeg),
     )  # fmt: skip
+    wanted = preview_positions(total)
+    kept = segment_for(ctx.settings.output_root_abs(), ctx.job_id, 0, "").parent
     with PipelinedWriter(writer) as w:
         done = 0
         for frames in render_frames(
             model, latents, width, height, batch_size=spec["batch_size"], device=device()
         ):
             ctx.check()
+            keep_preview_frames(kept, ctx.position + done, frames, wanted)
             w.write(frames)
             done += frames.shape[0]
             ctx.progress({"frames": done, "of": ctx.frame_count})
