@@ -177,7 +177,10 @@ class RenderSpec(_Spec):
             rules = get_rules(fmt)
         except UnknownFormat as e:
             return [("output.format", str(e))]
-        return rules.validate(self.width, self.height, self.fps, {**options, "path": path})
+        problems = rules.validate(self.width, self.height, self.fps, {**options, "path": path})
+        if isinstance(self.output, str):  # a bare path: name the field as the author wrote it
+            problems = [("output" if f == "output.path" else f, r) for f, r in problems]
+        return problems
 
 
 JobSpec = Annotated[TrainSpec | RenderSpec, Field(discriminator="kind")]

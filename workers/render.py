@@ -8,11 +8,13 @@ chunk boundaries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from workers.models.vae import ConvVAE
 
@@ -117,6 +119,61 @@ def keyframe_latents(
     return torch.stack(out)  # (K, D)
 
 
+@contextlib.contextmanager
+def fast_inference(
+    model: nn.Module, device: torch.device | str, *, force: bool = False, plain: bool = False
+) -> Iterator[nn.Module]:
+    """Run ``model`` for inference on ``device`` by the fastest safe path; yields the model.
+
+    On CUDA (or anywhere with ``force=True``): bf16 autocast and channels_last weights, which
+    put the convolutions on tensor cores and roughly halve memory traffic. On CPU the plain
+    float32 path, since CPU bf16 is slower than float32 on most hosts and changes pixels.
+    Callers must ``.float()`` the outputs, which may be bf16 on the fast path. ``plain``
+    forces the float32 path everywhere.
+    """
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    if plain or (dev.type != "cuda" and not force):
+        with torch.inference_mode():
+            yield model
+        return
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    with torch.inference_mode(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
+        yield model
+
+
+def _render(
+    decode: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    model: nn.Module,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None,
+    width: int,
+    height: int,
+    batch_size: int,
+    device: torch.device | str,
+    fast: bool,
+) -> Iterator[np.ndarray]:
+    if width < 1 or height < 1:
+        raise ValueError(f"width and height must be >= 1, got {width}x{height}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if conditions is not None and conditions.shape[0] != latents.shape[0]:
+        raise ValueError(
+            f"{latents.shape[0]} latents but {conditions.shape[0]} labels / class weights"
+        )
+    dev = torch.device(device)
+    with fast_inference(model, dev, plain=not fast):
+        for start in range(0, latents.shape[0], batch_size):
+            z = latents[start : start + batch_size].to(dev, dtype=torch.float32)
+            cond = None
+            if conditions is not None:
+                cond = conditions[start : start + batch_size].to(dev)
+            img = decode(z, cond).float()  # (B, 1, S, S)
+            img = F.interpolate(img, size=(height, width), mode="bicubic", align_corners=False)
+            img = img.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+            yield np.ascontiguousarray(img[:, 0].cpu().numpy())  # (B, H, W)
+
+
 def render_frames(
     model: ConvVAE,
     latents: torch.Tensor,
@@ -125,25 +182,54 @@ def render_frames(
     *,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    labels: torch.Tensor | None = None,
+    fast: bool = False,
 ) -> Iterator[np.ndarray]:
     """Decode ``latents`` (N, D) and yield uint8 grayscale frames ``(B, height, width)``.
 
     Yielding batches lets the caller stream frames into an encoder without holding a whole
     high-resolution render in memory. Bicubic upsampling overshoots, hence the clamp.
+    ``labels`` (N,) ints or class weights (N, C) are for a conditional VAE. ``fast`` uses
+    :func:`fast_inference` on CUDA; it is off by default because bf16 changes pixels, and
+    every chunk of a job must agree on it.
     """
-    if width < 1 or height < 1:
-        raise ValueError(f"width and height must be >= 1, got {width}x{height}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    with torch.inference_mode():
-        for start in range(0, latents.shape[0], batch_size):
-            z = latents[start : start + batch_size].to(dev, dtype=torch.float32)
-            img = model.decode(z)  # (B, 1, S, S)
-            img = F.interpolate(img, size=(height, width), mode="bicubic", align_corners=False)
-            img = img.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-            yield np.ascontiguousarray(img[:, 0].cpu().numpy())  # (B, H, W)
+    return _render(
+        lambda z, c: model.decode(z, c),
+        model,
+        latents,
+        labels,
+        width,
+        height,
+        batch_size,
+        device,
+        fast,
+    )
+
+
+def render_gan_frames(
+    generator: nn.Module,
+    z: torch.Tensor,
+    labels_or_class_weights: torch.Tensor | None,
+    width: int,
+    height: int,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    fast: bool = False,
+) -> Iterator[np.ndarray]:
+    """Run a (conditional) generator on noise ``z`` (N, D) with labels (N,) or class weights
+    (N, C) and yield uint8 frames ``(B, height, width)``, like :func:`render_frames`."""
+    return _render(
+        lambda zz, c: generator(zz, c),
+        generator,
+        z,
+        labels_or_class_weights,
+        width,
+        height,
+        batch_size,
+        device,
+        fast,
+    )
 
 
 def class_means(
@@ -169,8 +255,211 @@ def class_means(
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size].to(device, dtype=torch.float32)
             y = labels[start : start + batch_size].to(torch.int64).cpu()
-            mu, _ = model.encode(x)
+            mu, _ = model.encode(x, y.to(device) if model.conditional else None)
             sums.index_add_(0, y, mu.cpu().to(torch.float64))
             counts.index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
     model.train(was_training)
     return (sums / counts.clamp_min(1.0).unsqueeze(1)).to(torch.float32)
+
+
+def seed_keys(seeds: Sequence[int], latent_dim: int) -> torch.Tensor:
+    """Keyframe latents ``(K, D)`` from integer seeds, drawn exactly as ``"seed:N"`` keyframes
+    are, so a GAN walk and a VAE walk over the same seeds start from the same noise."""
+    if len(seeds) == 0:
+        raise ValueError("at least one seed is required")
+    rows = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ValueError(f"bad seed {s!r}: expected a non-negative integer")
+        gen = torch.Generator().manual_seed(s)
+        rows.append(torch.randn(latent_dim, generator=gen, dtype=torch.float32))
+    return torch.stack(rows)  # (K, D)
+
+
+def one_hot_weights(labels: Sequence[int] | torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class weights ``(N, C)`` float32 from int labels, for mixing with weighted rows."""
+    y = torch.as_tensor(labels, dtype=torch.int64)
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"labels must be in 0..{num_classes - 1}")
+    return F.one_hot(y, num_classes).to(torch.float32)
+
+
+# -- storyboards ---------------------------------------------------------------------------
+
+
+def parse_storyboard(
+    shots: Sequence[Mapping[str, int]], num_classes: int = 10
+) -> list[tuple[int, int, int]]:
+    """Validate shots ``{"class": c, "hold": frames, "transition": frames}`` into
+    ``(class, hold, transition)`` tuples; errors name the shot and field.
+
+    Shot ``i`` shows its class for ``hold`` frames, then morphs into shot ``i + 1``'s class
+    over ``transition`` frames; the last shot's transition is ignored (there is nothing to
+    morph into). ``transition`` defaults to 0.
+    """
+    if len(shots) == 0:
+        raise ValueError("a storyboard needs at least one shot")
+    out = []
+    for i, shot in enumerate(shots):
+        unknown = set(shot) - {"class", "hold", "transition"}
+        if unknown:
+            raise ValueError(f"shot {i}: unknown field(s) {sorted(unknown)}")
+        vals = {}
+        for key, low in (("class", 0), ("hold", 1), ("transition", 0)):
+            v = shot.get(key, 0 if key == "transition" else None)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"shot {i}: {key!r} must be an integer >= {low}, got {v!r}")
+            vals[key] = v
+        if vals["class"] >= num_classes:
+            raise ValueError(f"shot {i}: 'class' must be < {num_classes}, got {vals['class']}")
+        out.append((vals["class"], vals["hold"], vals["transition"]))
+    return out
+
+
+def storyboard_length(shots: Sequence[Mapping[str, int]]) -> int:
+    """Total frames: every hold plus every transition but the last shot's."""
+    plan = parse_storyboard(shots, num_classes=1 << 30)
+    return sum(h for _, h, _ in plan) + sum(t for _, _, t in plan[:-1])
+
+
+def _locate(plan: Sequence[tuple[int, int, int]], position: int) -> tuple[int, float]:
+    """``(shot index, u)``: ``u = 0`` while holding shot ``i``, ``0 < u < 1`` in its
+    transition to ``i + 1``."""
+    if position < 0:
+        raise ValueError(f"position {position} is outside the storyboard")
+    p = position
+    for i, (_, hold, trans) in enumerate(plan):
+        if p < hold:
+            return i, 0.0
+        p -= hold
+        if i == len(plan) - 1:
+            break
+        if p < trans:
+            # Both ends excluded: the frames before and after are the holds themselves.
+            return i, (p + 1) / (trans + 1)
+        p -= trans
+    raise ValueError(f"position {position} is outside the storyboard")
+
+
+def storyboard_frame(
+    shots: Sequence[Mapping[str, int]], position: int, num_classes: int = 10
+) -> tuple[int, int, float]:
+    """``(class_a, class_b, t)`` for frame ``position``: show ``(1 - t) * a + t * b``.
+
+    A pure function of the shots and the position (``t`` is eased with smoothstep in plain
+    Python floats), so any chunking of a render yields the same frames. While holding,
+    ``class_a == class_b`` and ``t == 0``.
+    """
+    plan = parse_storyboard(shots, num_classes)
+    i, u = _locate(plan, position)
+    if u == 0.0:
+        return plan[i][0], plan[i][0], 0.0
+    return plan[i][0], plan[i + 1][0], u * u * (3.0 - 2.0 * u)
+
+
+def storyboard_class_weights(
+    shots: Sequence[Mapping[str, int]], positions: Sequence[int], num_classes: int = 10
+) -> torch.Tensor:
+    """Class weights ``(P, num_classes)`` for conditional models, row ``i`` from
+    :func:`storyboard_frame` at ``positions[i]``."""
+    out = torch.zeros(len(positions), num_classes, dtype=torch.float32)
+    for row, p in enumerate(positions):
+        a, b, t = storyboard_frame(shots, p, num_classes)
+        out[row, a] += 1.0 - t
+        out[row, b] += t
+    return out  # (P, C)
+
+
+def storyboard_latents(
+    shots: Sequence[Mapping[str, int]],
+    positions: Sequence[int],
+    latent_dim: int,
+    *,
+    seed: int = 0,
+    num_classes: int = 10,
+) -> torch.Tensor:
+    """Latents ``(P, D)`` that hold one noise vector per shot (shot ``i`` uses seed
+    ``seed + i``) and slerp to the next shot's during transitions, with the same ``t`` as
+    the class weights, so style and class morph together."""
+    plan = parse_storyboard(shots, num_classes)
+    keys = seed_keys([seed + i for i in range(len(plan))], latent_dim)  # (K, D)
+    rows = []
+    for p in positions:
+        i, u = _locate(plan, p)
+        if u == 0.0:
+            rows.append(keys[i])
+        else:
+            t = torch.tensor(u, dtype=torch.float32)
+            rows.append(slerp(keys[i], keys[i + 1], ease(t)))
+    if not rows:
+        return torch.empty(0, latent_dim)
+    return torch.stack(rows)  # (P, D)
+
+
+def storyboard_keyframes(shots: Sequence[Mapping[str, int]], num_classes: int = 10) -> list[int]:
+    """Positions of the held frames, whose requested class is unambiguous (for scoring)."""
+    total = storyboard_length(shots)
+    return [p for p in range(total) if storyboard_frame(shots, p, num_classes)[2] == 0.0]
+
+
+# -- GAN latent walks ----------------------------------------------------------------------
+
+
+def gan_walk(
+    seeds: Sequence[int],
+    positions: Sequence[int],
+    total: int,
+    latent_dim: int,
+    *,
+    classes: Sequence[int] | None = None,
+    num_classes: int = 10,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Latents ``(P, D)`` walking through the seed latents (eased slerp, as
+    :func:`walk_latents`) and, when ``classes`` is given, class weights ``(P, C)``.
+
+    One class keeps it fixed for the whole walk; one class per seed morphs the class along
+    with the noise, interpolating the class embeddings with the same eased ``t``.
+    """
+    keys = seed_keys(seeds, latent_dim)
+    z = walk_latents(keys, positions, total)
+    if classes is None:
+        return z, None
+    if len(classes) == 1:
+        return z, one_hot_weights([classes[0]] * len(positions), num_classes)
+    if len(classes) != len(seeds):
+        raise ValueError(f"give one class or one per seed ({len(seeds)}), got {len(classes)}")
+    key_w = one_hot_weights(list(classes), num_classes)  # (K, C)
+    k = len(seeds)
+    rows = []
+    for p in positions:
+        if total == 1 or k == 1:
+            rows.append(key_w[0])
+            continue
+        t = p * (k - 1) / (total - 1)
+        seg = min(int(t), k - 2)
+        w = float(ease(torch.tensor(t - seg, dtype=torch.float32)))
+        rows.append((1.0 - w) * key_w[seg] + w * key_w[seg + 1])
+    return z, torch.stack(rows) if rows else key_w.new_empty((0, num_classes))
+
+
+def sample_grid(images: np.ndarray, cols: int, *, pad: int = 1, fill: int = 0) -> np.ndarray:
+    """Tile uint8 images ``(N, H, W)`` into a contact sheet ``(H', W')`` with ``cols``
+    columns and ``pad`` pixels of ``fill`` between tiles (and none around the edge).
+
+    A short last row is padded with ``fill``, so the sheet is always a full rectangle.
+    """
+    if images.ndim != 3:
+        raise ValueError(f"images must be (N, H, W), got {images.shape}")
+    if cols < 1 or pad < 0:
+        raise ValueError("cols must be >= 1 and pad >= 0")
+    n, h, w = images.shape
+    if n == 0:
+        raise ValueError("no images to tile")
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    sheet = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), fill, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = r * (h + pad), c * (w + pad)
+        sheet[y : y + h, x : x + w] = images[i]
+    return sheet

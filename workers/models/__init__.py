@@ -1,16 +1,29 @@
 """Registry of trainable model families, looked up by the name stored in jobs and checkpoints.
 
 A registry (rather than imports scattered through the workers) means a checkpoint's
-``family`` string is the single thing needed to rebuild its model.
+``family`` string is the single thing needed to rebuild its model. Built-in families are
+registered here; others come from installed packages through the ``farm.models`` entry-point
+group (see ``docs/plugins.md``), loaded only when a name is not built in, so a broken
+plugin can only fail the jobs that ask for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
+from workers.models import gan as _gan
+from workers.models import lstm as _lstm
+from workers.models import vae as _vae
+from workers.models.gan import GANConfig, Generator
+from workers.models.lstm import LatentLSTM, LSTMConfig
 from workers.models.vae import ConvVAE, VAEConfig
+
+ENTRY_POINT_GROUP = "farm.models"
 
 
 class UnknownModelFamily(KeyError):
@@ -21,27 +34,130 @@ class UnknownModelFamily(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class PluginError(RuntimeError):
+    """A ``farm.models`` entry point failed to import or did not yield a ModelFamily."""
+
+
 @dataclass(frozen=True)
 class ModelFamily:
+    """What a worker needs to rebuild and train a family.
+
+    ``model_cls(config_cls(**meta["config"]))`` rebuilds the saved module (for the GAN, the
+    EMA generator); ``train`` is the family's training function and ``defaults`` its tuned
+    hyperparameters, both optional so a minimal plugin is just a module and a config class.
+    """
+
     name: str
     model_cls: type[nn.Module]
     config_cls: type
+    train: Callable[..., Any] | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 FAMILIES: dict[str, ModelFamily] = {
-    "vae": ModelFamily(name="vae", model_cls=ConvVAE, config_cls=VAEConfig),
+    "vae": ModelFamily(
+        name="vae",
+        model_cls=ConvVAE,
+        config_cls=VAEConfig,
+        train=_vae.train_vae,
+        defaults=_vae.DEFAULTS,
+    ),
+    "gan": ModelFamily(
+        name="gan",
+        model_cls=Generator,
+        config_cls=GANConfig,
+        train=_gan.train_gan,
+        defaults=_gan.DEFAULTS,
+    ),
+    "lstm": ModelFamily(
+        name="lstm",
+        model_cls=LatentLSTM,
+        config_cls=LSTMConfig,
+        train=_lstm.train_lstm,
+        defaults=_lstm.DEFAULTS,
+    ),
 }
 
 
-def get_family(name: str) -> ModelFamily:
-    """Return the family registered as ``name`` or raise :class:`UnknownModelFamily`."""
+def register_family(family: ModelFamily, *, replace: bool = False) -> ModelFamily:
+    """Add ``family`` to :data:`FAMILIES`; re-registering a name needs ``replace=True`` so a
+    plugin cannot silently shadow a built-in."""
+    if not isinstance(family, ModelFamily):
+        raise TypeError(f"expected a ModelFamily, got {type(family).__name__}")
+    if not family.name:
+        raise ValueError("a model family needs a non-empty name")
+    existing = FAMILIES.get(family.name)
+    if existing is not None and existing != family and not replace:
+        raise ValueError(f"model family {family.name!r} is already registered")
+    FAMILIES[family.name] = family
+    return family
+
+
+def unregister_family(name: str) -> None:
+    """Remove ``name`` from the registry (for tests); unknown names are ignored."""
+    FAMILIES.pop(name, None)
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> ModelFamily:
+    where = f"plugin {ep.name!r} ({ep.value}) in entry-point group {ENTRY_POINT_GROUP!r}"
     try:
-        return FAMILIES[name]
-    except KeyError:
+        obj = ep.load()
+        family = obj() if callable(obj) and not isinstance(obj, ModelFamily) else obj
+    except Exception as exc:
+        raise PluginError(f"{where} failed to load: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(family, ModelFamily):
+        raise PluginError(f"{where} gave {type(family).__name__}, not a ModelFamily")
+    if family.name != ep.name:
+        raise PluginError(f"{where} registers family {family.name!r}; the names must match")
+    return family
+
+
+def load_plugins(name: str | None = None) -> list[str]:
+    """Register the families from installed ``farm.models`` entry points (only the one called
+    ``name`` when given) and return the names registered. Built-in names are never replaced.
+
+    A plugin that fails to import, or yields something other than a ``ModelFamily`` (or a
+    callable returning one), raises :class:`PluginError` naming it.
+    """
+    loaded = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if name is not None and ep.name != name:
+            continue
+        if ep.name in FAMILIES:
+            continue
+        family = _load_entry_point(ep)
+        FAMILIES[family.name] = family
+        loaded.append(family.name)
+    return loaded
+
+
+def get_family(name: str) -> ModelFamily:
+    """Return the family registered as ``name`` (trying ``farm.models`` plugins if it is not
+    registered yet) or raise :class:`UnknownModelFamily`."""
+    family = FAMILIES.get(name)
+    if family is None:
+        load_plugins(name)
+        family = FAMILIES.get(name)
+    if family is None:
         known = ", ".join(sorted(FAMILIES))
-        raise UnknownModelFamily(
-            f"unknown model family {name!r}; known families: {known}"
-        ) from None
+        raise UnknownModelFamily(f"unknown model family {name!r}; known families: {known}")
+    return family
 
 
-__all__ = ["FAMILIES", "ConvVAE", "ModelFamily", "UnknownModelFamily", "VAEConfig", "get_family"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FAMILIES",
+    "ConvVAE",
+    "GANConfig",
+    "Generator",
+    "LSTMConfig",
+    "LatentLSTM",
+    "ModelFamily",
+    "PluginError",
+    "UnknownModelFamily",
+    "VAEConfig",
+    "get_family",
+    "load_plugins",
+    "register_family",
+    "unregister_family",
+]

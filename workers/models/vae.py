@@ -7,21 +7,144 @@ a GPU worker can decode thousands of animation frames per second. It has no depe
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
+
+# Found with bench/model_quality.py (docs/models.md), for the digits at 16x16.
+DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "latent_dim": 8}
 
 
 class TrainingStopped(Exception):
-    """Raised by :func:`train_vae` when ``should_stop`` asks for an abort.
+    """Raised by :func:`train_vae` (and the GAN / LSTM trainers) when ``should_stop`` asks for
+    an abort.
 
     An exception (rather than returning a half-trained model) makes it impossible for a caller
     to accidentally save a cancelled run as if it had finished.
     """
+
+
+@dataclass
+class TrainState:
+    """Everything a trainer needs to continue a run exactly where it left off.
+
+    ``tensors`` is flat (``"model.fc.weight"``, ``"opt.3.exp_avg"``, ``"rng.shuffle"``) so it
+    can be written as one safetensors file; ``counters`` holds the JSON-able rest (step or
+    epoch, seed, config, history). Splitting them this way means a resume file needs no
+    pickle, which a worker must never load from disk.
+    """
+
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    counters: dict[str, Any] = field(default_factory=dict)
+
+
+def save_train_state(path: Path, state: TrainState) -> None:
+    """Atomically write ``state`` to ``path`` (a ``.safetensors`` file); a kill mid-write
+    leaves the previous resume file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.tensors.items()}
+    meta = json.dumps(state.counters, sort_keys=True, allow_nan=False)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
+    try:
+        save_file(tensors, str(tmp), metadata={"counters": meta})
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def load_train_state(path: Path) -> TrainState:
+    """Read a file written by :func:`save_train_state`."""
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        header = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    if "counters" not in header:
+        raise ValueError(f"not a training state file (no counters in its header): {path}")
+    return TrainState(tensors=tensors, counters=json.loads(header["counters"]))
+
+
+def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s state dict under ``prefix.``, cloned to CPU so later steps can't alias it."""
+    return {f"{prefix}.{k}": v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+
+
+def load_module_tensors(
+    prefix: str, module: nn.Module, tensors: Mapping[str, torch.Tensor]
+) -> None:
+    head = prefix + "."
+    module.load_state_dict({k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)})
+
+
+def optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Per-parameter optimizer state (Adam moments and step counts) as flat tensors.
+
+    ``param_groups`` are not stored: the trainer rebuilds the optimizer with the same
+    hyperparameters, and storing them would let a stale learning rate override the caller's.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for idx, per_param in opt.state_dict()["state"].items():
+        for key, value in per_param.items():
+            out[f"{prefix}.{idx}.{key}"] = torch.as_tensor(value).detach().to("cpu").clone()
+    return out
+
+
+def load_optimizer_tensors(
+    prefix: str, opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor]
+) -> None:
+    head = prefix + "."
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(head):
+            idx, name = key[len(head) :].split(".", 1)
+            state.setdefault(int(idx), {})[name] = value.clone()
+    opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+
+
+def check_resume(state: TrainState, family: str, config: Mapping[str, Any], seed: int) -> None:
+    """Refuse a resume file from another family, architecture or seed: continuing from it
+    would silently train a different model than the job asks for."""
+    c = state.counters
+    if c.get("family") != family:
+        raise ValueError(f"resume state is for family {c.get('family')!r}, not {family!r}")
+    if c.get("config") != dict(config):
+        raise ValueError(f"resume state config {c.get('config')} differs from {dict(config)}")
+    if c.get("seed") != seed:
+        raise ValueError(f"resume state seed {c.get('seed')} differs from {seed}")
+
+
+def class_condition(embed: nn.Embedding, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class embeddings ``(B, E)`` from int labels ``(B,)`` or class weights ``(B, C)``.
+
+    Weights (rows summing to 1) mix the embeddings linearly, which is what lets a render
+    morph a "3" into an "8" through the model's own class space.
+    """
+    if labels.is_floating_point():
+        if labels.ndim != 2 or labels.shape[1] != num_classes:
+            raise ValueError(f"class weights must be (B, {num_classes}), got {tuple(labels.shape)}")
+        return labels.to(embed.weight.dtype) @ embed.weight  # (B, E)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be (B,) ints, got {tuple(labels.shape)}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"labels must be in 0..{num_classes - 1}")
+    return embed(labels)
 
 
 @dataclass
@@ -34,6 +157,10 @@ class VAEConfig:
     latent_dim: int = 8
     # Width of the first conv layer; the second layer uses twice this.
     channels: int = 32
+    # 0 = unconditional; > 0 makes a conditional VAE whose encoder and decoder see the class.
+    num_classes: int = 0
+    # Size of the learned class embedding (used only when num_classes > 0).
+    class_embed_dim: int = 8
 
     def __post_init__(self) -> None:
         if self.image_size < 4 or self.image_size % 4 != 0:
@@ -42,6 +169,8 @@ class VAEConfig:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if self.channels < 1:
             raise ValueError(f"channels must be >= 1, got {self.channels}")
+        if self.num_classes < 0 or self.class_embed_dim < 1:
+            raise ValueError("num_classes must be >= 0 and class_embed_dim >= 1")
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -52,6 +181,11 @@ class ConvVAE(nn.Module):
 
     ``forward`` returns logits rather than probabilities because the Bernoulli loss is
     numerically stable only on logits; ``decode`` applies the sigmoid for rendering.
+
+    With ``cfg.num_classes > 0`` (a cVAE) a class embedding is concatenated to the flattened
+    conv features and to ``z``, so the latent only has to carry style and the class can be
+    chosen at render time. The unconditional layout (and its state-dict keys) is unchanged,
+    so existing checkpoints still load.
     """
 
     def __init__(self, cfg: VAEConfig) -> None:
@@ -60,19 +194,21 @@ class ConvVAE(nn.Module):
         c = cfg.channels
         self._low = cfg.image_size // 4
         flat = 2 * c * self._low * self._low
+        cond = cfg.class_embed_dim if cfg.num_classes > 0 else 0
+        self.class_embed = nn.Embedding(cfg.num_classes, cond) if cond else None
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
             nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
             nn.Flatten(),
-            nn.Linear(flat, 256),
+            nn.Linear(flat + cond, 256),
             nn.LeakyReLU(0.2),
         )
         self.fc_mu = nn.Linear(256, cfg.latent_dim)
         self.fc_logvar = nn.Linear(256, cfg.latent_dim)
         self.decoder_fc = nn.Sequential(
-            nn.Linear(cfg.latent_dim, 256),
+            nn.Linear(cfg.latent_dim + cond, 256),
             nn.LeakyReLU(0.2),
             nn.Linear(256, flat),
             nn.LeakyReLU(0.2),
@@ -83,26 +219,46 @@ class ConvVAE(nn.Module):
             nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1),
         )
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def conditional(self) -> bool:
+        return self.class_embed is not None
+
+    def _with_class(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.class_embed is None:
+            if labels is not None:
+                raise ValueError("labels given to an unconditional VAE (num_classes=0)")
+            return h
+        if labels is None:
+            raise ValueError("a conditional VAE needs labels (class ints or class weights)")
+        e = class_condition(self.class_embed, labels.to(h.device), self.cfg.num_classes)
+        return torch.cat([h, e.to(h.dtype)], dim=1)  # (B, F + E)
+
+    def encode(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Map images ``(B, 1, S, S)`` in [0, 1] to the posterior ``(mu, logvar)``, each (B, D)."""
-        h = self.encoder(x)
+        h = self.encoder[:5](x)  # (B, 2C * S/4 * S/4)
+        h = self.encoder[5:](self._with_class(h, labels))  # (B, 256)
         return self.fc_mu(h), self.fc_logvar(h)
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.decoder_fc(z)
+    def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.decoder_fc(self._with_class(z, labels))
         h = h.view(-1, 2 * self.cfg.channels, self._low, self._low)  # (B, 2C, S/4, S/4)
         return self.decoder_conv(h)  # (B, 1, S, S)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Map latents ``(B, D)`` to pixel intensities ``(B, 1, S, S)`` in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z))
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Map latents ``(B, D)`` (and, for a cVAE, labels ``(B,)`` or class weights
+        ``(B, C)``) to pixel intensities ``(B, 1, S, S)`` in [0, 1]."""
+        return torch.sigmoid(self.decode_logits(z, labels))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(recon_logits, mu, logvar)``; sampling only happens in training mode so
         evaluation is deterministic."""
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encode(x, labels)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        return self.decode_logits(z), mu, logvar
+        return self.decode_logits(z, labels), mu, logvar
 
 
 def vae_loss(
@@ -123,6 +279,24 @@ def vae_loss(
     return recon + kl, recon, kl
 
 
+def _vae_state(
+    model: ConvVAE,
+    opt: torch.optim.Optimizer,
+    shuffle_gen: torch.Generator,
+    dev: torch.device,
+    counters: dict[str, Any],
+) -> TrainState:
+    tensors = {
+        **module_tensors("model", model),
+        **optimizer_tensors("opt", opt),
+        "rng.shuffle": shuffle_gen.get_state(),
+        "rng.torch": torch.get_rng_state(),
+    }
+    if dev.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(dev)
+    return TrainState(tensors=tensors, counters=json.loads(json.dumps(counters)))
+
+
 def train_vae(
     images: torch.Tensor,
     cfg: VAEConfig,
@@ -134,6 +308,9 @@ def train_vae(
     device: torch.device | str = "cpu",
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    labels: torch.Tensor | None = None,
+    resume_state: TrainState | None = None,
+    on_checkpoint: Callable[[TrainState], None] | None = None,
 ) -> tuple[ConvVAE, list[dict[str, float]]]:
     """Train a fresh :class:`ConvVAE` and return it in eval mode with per-epoch history.
 
@@ -142,6 +319,11 @@ def train_vae(
     metrics are sample-weighted means over the epoch, so a ragged last batch is not overcounted.
     ``should_stop`` is polled before every batch; when it returns True, :class:`TrainingStopped`
     is raised.
+
+    ``labels`` (N,) are required when ``cfg.num_classes > 0``. ``on_checkpoint`` receives a
+    :class:`TrainState` after every epoch; passing the last one back as ``resume_state`` (with
+    the same data and arguments) continues the run and gives the same weights as an
+    uninterrupted one on CPU, because the RNG states travel with it.
     """
     if images.ndim != 4 or images.shape[1] != 1:
         raise ValueError(f"images must be (N, 1, S, S), got {tuple(images.shape)}")
@@ -151,6 +333,11 @@ def train_vae(
         )
     if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
         raise ValueError("epochs and batch_size must be >= 1 and lr must be positive")
+    if cfg.num_classes > 0:
+        if labels is None or labels.shape != (images.shape[0],):
+            raise ValueError(f"a conditional VAE needs labels of shape ({images.shape[0]},)")
+    elif labels is not None:
+        raise ValueError("labels given but cfg.num_classes is 0 (unconditional VAE)")
 
     dev = torch.device(device)
     torch.manual_seed(seed)
@@ -158,18 +345,33 @@ def train_vae(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     shuffle_gen = torch.Generator().manual_seed(seed)
     data = images.to(dev, dtype=torch.float32)
+    ys = labels.to(dev, dtype=torch.int64) if labels is not None else None
     n = data.shape[0]
     history: list[dict[str, float]] = []
+    first = 1
+    if resume_state is not None:
+        check_resume(resume_state, "vae", cfg.to_dict(), seed)
+        t = resume_state.tensors
+        load_module_tensors("model", model, t)
+        load_optimizer_tensors("opt", opt, t)
+        shuffle_gen.set_state(t["rng.shuffle"])
+        torch.set_rng_state(t["rng.torch"])
+        if dev.type == "cuda" and "rng.cuda" in t:
+            torch.cuda.set_rng_state(t["rng.cuda"], dev)
+        history = [dict(r) for r in resume_state.counters["history"]]
+        first = int(resume_state.counters["epoch"]) + 1
 
     model.train()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         perm = torch.randperm(n, generator=shuffle_gen).to(dev)
         sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
         for start in range(0, n, batch_size):
             if should_stop is not None and should_stop():
                 raise TrainingStopped(f"training stopped during epoch {epoch}")
-            x = data[perm[start : start + batch_size]]
-            logits, mu, logvar = model(x)
+            idx = perm[start : start + batch_size]
+            x = data[idx]
+            y = ys[idx] if ys is not None else None
+            logits, mu, logvar = model(x, y)
             loss, recon, kl = vae_loss(logits, x, mu, logvar)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -182,8 +384,59 @@ def train_vae(
         history.append(record)
         if on_epoch is not None:
             on_epoch(epoch, record)
+        if on_checkpoint is not None:
+            counters = {
+                "family": "vae",
+                "config": cfg.to_dict(),
+                "seed": seed,
+                "epoch": epoch,
+                "history": history,
+            }
+            on_checkpoint(_vae_state(model, opt, shuffle_gen, dev, counters))
     if should_stop is not None and should_stop():
         raise TrainingStopped("training stopped after the last epoch")
 
     model.eval()
     return model, history
+
+
+def evaluate_elbo(
+    model: ConvVAE,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    batch_size: int = 512,
+    samples: int = 1,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Held-out negative ELBO in nats per image, with its ``recon`` and ``kl`` terms, and the
+    per-pixel ``mse`` of the mean reconstruction (decoded from ``mu``).
+
+    The reconstruction term is a Monte-Carlo estimate over ``samples`` posterior draws from
+    a generator seeded with ``seed``, so the number is reproducible and is a genuine ELBO
+    (decoding only ``mu`` would understate it).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    n = images.shape[0]
+    sums = {"recon": 0.0, "kl": 0.0, "mse": 0.0}
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            x = images[start : start + batch_size].to(device, dtype=torch.float32)
+            y = labels[start : start + batch_size].to(device) if labels is not None else None
+            mu, logvar = model.encode(x, y)
+            for _ in range(samples):
+                eps = torch.randn(mu.shape, generator=gen).to(device)
+                logits = model.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
+                bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+                sums["recon"] += float(bce) / samples
+            sums["kl"] += float(-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
+            mean_img = model.decode(mu, y)
+            sums["mse"] += float(F.mse_loss(mean_img, x, reduction="sum")) / x[0].numel()
+    model.train(was_training)
+    out = {k: v / n for k, v in sums.items()}
+    return {"neg_elbo": out["recon"] + out["kl"], **out}

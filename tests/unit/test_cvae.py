@@ -1,0 +1,93 @@
+"""Unit tests for the conditional VAE, held-out ELBO evaluation and VAE resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from workers.models.vae import ConvVAE, TrainState, VAEConfig, evaluate_elbo, train_vae
+from workers.render import class_means
+
+CTINY = VAEConfig(image_size=16, latent_dim=4, channels=8, num_classes=10, class_embed_dim=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _data(n: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, 16, 16, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+
+
+def test_unconditional_state_dict_unchanged() -> None:
+    # Checkpoints written before cVAE support must still load.
+    keys = set(ConvVAE(VAEConfig(latent_dim=4, channels=8)).state_dict())
+    assert not any(k.startswith("class_embed") for k in keys)
+    assert "encoder.5.weight" in keys
+
+
+def test_decode_depends_on_label_and_accepts_weights() -> None:
+    torch.manual_seed(0)
+    model = ConvVAE(CTINY).eval()
+    z = torch.randn(2, 4)
+    with torch.no_grad():
+        a = model.decode(z, torch.tensor([1, 1]))
+        b = model.decode(z, torch.tensor([2, 2]))
+        w = model.decode(z, torch.nn.functional.one_hot(torch.tensor([1, 1]), 10).float())
+    assert a.shape == (2, 1, 16, 16)
+    assert not torch.allclose(a, b)
+    assert torch.allclose(a, w, atol=1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        model.decode(z)
+    with pytest.raises(ValueError, match="unconditional"):
+        ConvVAE(VAEConfig(latent_dim=4, channels=8)).decode(z, torch.tensor([0, 1]))
+
+
+def test_train_cvae_requires_labels() -> None:
+    x, _ = _data()
+    with pytest.raises(ValueError, match="labels"):
+        train_vae(x, CTINY, epochs=1, batch_size=16, lr=1e-3, seed=0)
+
+
+def test_vae_resume_matches_uninterrupted() -> None:
+    x, y = _data()
+    kw = {"batch_size": 16, "lr": 2e-3, "seed": 1, "labels": y}
+    states: list[TrainState] = []
+    whole, h_whole = train_vae(x, CTINY, epochs=3, **kw)  # type: ignore[arg-type]
+    train_vae(x, CTINY, epochs=1, on_checkpoint=states.append, **kw)  # type: ignore[arg-type]
+    torch.manual_seed(12345)  # the resume must restore the RNG, not rely on it
+    resumed, h_res = train_vae(x, CTINY, epochs=3, resume_state=states[-1], **kw)  # type: ignore[arg-type]
+    assert h_res == h_whole
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_evaluate_elbo_consistent_and_deterministic() -> None:
+    x, y = _data()
+    model, _ = train_vae(x, CTINY, epochs=2, batch_size=16, lr=2e-3, seed=0, labels=y)
+    a = evaluate_elbo(model, x, y, batch_size=20)
+    b = evaluate_elbo(model, x, y, batch_size=48)
+    assert set(a) == {"neg_elbo", "recon", "kl", "mse"}
+    assert a["neg_elbo"] == pytest.approx(a["recon"] + a["kl"])
+    assert a["kl"] >= 0.0
+    assert 0.0 < a["mse"] < 1.0
+    assert a["kl"] == pytest.approx(b["kl"], rel=1e-5)
+    assert a["mse"] == pytest.approx(b["mse"], rel=1e-5)
+    assert not model.training
+
+
+def test_class_means_for_cvae_uses_labels() -> None:
+    torch.manual_seed(0)
+    model = ConvVAE(CTINY).eval()
+    x, y = _data()
+    means = class_means(model, x, y)
+    with torch.no_grad():
+        mu, _ = model.encode(x, y)
+    assert torch.allclose(means[3], mu[y == 3].mean(0), atol=1e-5)
