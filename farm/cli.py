@@ -98,16 +98,74 @@ def up(
 
 @app.command()
 def worker(
-    queues: str = typer.Option("gpu,cpu", help="comma-separated queues to consume"),
+    queues: str | None = typer.Option(None, help="queues to consume (default gpu,cpu)"),
+    pool: str | None = typer.Option(None, help="consume only this pool's queue, gpu.POOL"),
+    gpus: str | None = typer.Option(None, help="'all' or '0,1': one worker process per GPU"),
     concurrency: int = typer.Option(1, min=1),
     name: str | None = typer.Option(None, help="Celery node name"),
+    max_tasks_per_child: int | None = typer.Option(
+        None, min=1, help="recycle the pool process after this many tasks"
+    ),
+    max_memory_mb: int | None = typer.Option(
+        None, min=1, help="recycle the pool process once it holds this much memory"
+    ),
 ) -> None:
-    """Run one Celery worker (a real worker process with a prefork child)."""
+    """Run a Celery worker: a real worker process whose prefork child runs the models.
+
+    SIGTERM drains it: the running task finishes and no new one is taken. Recycling happens
+    between tasks, so the task a child was running is never lost.
+    """
+    from farm.fleet import (
+        check_output_root,
+        choose_gpus,
+        gpu_env,
+        node_name,
+        queues_for,
+        visible_gpus,
+    )
+
+    q = queues_for(pool, queues)
+    settings = Settings()
+    try:
+        check_output_root(settings.output_root_abs())
+    except FarmError as e:
+        raise _fail(e) from None
+    recycle = []
+    if max_tasks_per_child:
+        recycle += ["--max-tasks-per-child", str(max_tasks_per_child)]
+    if max_memory_mb:
+        recycle += ["--max-memory-mb", str(max_memory_mb)]
+    if gpus is not None:
+        try:
+            chosen = choose_gpus(gpus, visible_gpus())
+        except FarmError as e:
+            raise _fail(e) from None
+        with services(settings, migrate=False) as s:
+            env = child_env(s)
+
+            def spawn(gpu: int | None) -> subprocess.Popen[bytes]:
+                args = ["worker", "--queues", q, "--name", node_name(pool, gpu), *recycle]
+                return subprocess.Popen(
+                    [sys.executable, "-m", "farm", *args],
+                    env=env if gpu is None else gpu_env(env, gpu),
+                )
+
+            procs = [spawn(g) for g in chosen] or [spawn(None)]
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            while not stop.is_set() and any(p.poll() is None for p in procs):
+                stop.wait(1.0)
+            for p in procs:
+                stop_process(p, timeout_s=3600)
+        return
     from workers.main import run_worker
 
-    settings = Settings()
     with services(settings, migrate=False) as s:
-        run_worker(s, queues=queues, concurrency=concurrency, name=name)
+        run_worker(
+            s, queues=q, concurrency=concurrency, name=name or node_name(pool, None),
+            max_tasks_per_child=max_tasks_per_child, max_memory_mb=max_memory_mb,
+        )  # fmt: skip
 
 
 @app.command()

@@ -17,6 +17,8 @@ def run_worker(
     concurrency: int = 1,
     name: str | None = None,
     loglevel: str = "INFO",
+    max_tasks_per_child: int | None = None,
+    max_memory_mb: int | None = None,
 ) -> None:
     """Prefork pool: models and CUDA live in the child, which a crash can take down alone."""
     app = make_celery(settings)
@@ -33,5 +35,7 @@ def run_worker(
             "--without-gossip",
             "--without-mingle",
             f"--loglevel={loglevel}",
+            *([f"--max-tasks-per-child={max_tasks_per_child}"] if max_tasks_per_child else []),
+            *([f"--max-memory-per-child={max_memory_mb * 1024}"] if max_memory_mb else []),
         ]
     )  # fmt: skip
