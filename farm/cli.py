@@ -72,8 +72,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
 def up(
     workers: int = typer.Option(1, help="worker processes to start"),
     queues: str = typer.Option("gpu,cpu", help="queues those workers consume"),
+    api: bool = typer.Option(True, help="serve the REST API too (FARM_API_HOST:FARM_API_PORT)"),
 ) -> None:
-    """Run the farm in the foreground: servers if needed, workers and the sweeper."""
+    """Run the farm in the foreground: servers if needed, workers, the sweeper and the API."""
     from farm.embedded import read_runtime
     from farm.sweeper import sweep_forever
 
@@ -83,7 +84,11 @@ def up(
     stop = threading.Event()
     with services(settings, own=True) as s:
         procs = [start_worker_process(s, queues) for _ in range(workers)]
+        if api:
+            procs.append(subprocess.Popen([sys.executable, "-m", "farm", "api"], env=child_env(s)))
         console.print(f"farm up: database {s.database_url}, broker {s.broker_url}")
+        if api:
+            console.print(f"API on http://{s.api_host}:{s.api_port} (tokens: farm token create)")
         # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
