@@ -532,38 +532,13 @@ def concat_segments(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_sibling(out)
-    listing = out.with_name(f".{out.name}.concat-{os.getpid()}-{secrets.token_hex(4)}.txt")
-    lines = ["ffconcat version 1.0"]
-    for seg in segments:
-        seg_path = Path(seg).resolve()
-        if not seg_path.is_file():
-            raise EncodeError(f"segment {seg_path} does not exist")
-        lines.append(f"file {_concat_quote(seg_path)}")
     try:
-        listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        args = [
-            ffmpeg,
-            *_GLOBAL_ARGS,
-            "-loglevel",
-            "warning",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            str(listing),
-            "-map",
-            "0:v:0",
-            "-c",
-            "copy",
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
-            "-y",
-            str(tmp),
-        ]
-        _run(args, f"concatenating {len(segments)} segments into {out.name}")
+        concat_copy(
+            segments,
+            tmp,
+            ffmpeg=ffmpeg,
+            output_args=["-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4"],
+        )
         frames, secs = count_frames(tmp, ffmpeg=ffmpeg)
         if expected_frames is not None and frames != expected_frames:
             raise EncodeError(f"assembled video has {frames} frames, expected {expected_frames}")
@@ -575,7 +550,6 @@ def concat_segments(
         os.replace(tmp, out)
     finally:
         _unlink_quietly(tmp)
-        _unlink_quietly(listing)
 
 
 def concat_copy(
