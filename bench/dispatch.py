@@ -16,11 +16,18 @@ One run, one Redis broker, two worker processes each side (prefork, concurrency 
   thread, completion, job-state derivation, events and dispatch after each task are the real
   path. Round trip: the task's ``sent_at`` to its ``succeeded`` event.
 
-Prints the rows side by side and the ratios farm / bare (throughput, target >= 0.5; median
-round trip against the windowed bare run, target <= 2). ``--profile`` adds a second farm run
-whose workers time the runner's steps, and prints where a task's time goes.
+The farm side runs with a sweeper (in the bench process, short leases) as ``farm up`` does,
+so work lost to an error is recovered within seconds; a measured farm run is capped at
+``--farm-cap-s`` (default 60 s) and cut short if nothing finishes for 15 s, and then reports
+what finished, the tasks the sweeper had to recover and the deadlocks in the logs.
 
-    python bench/dispatch.py [--tasks 2000] [--profile]
+Prints the rows side by side and the ratios farm / bare (throughput, target >= 0.5; median
+round trip against the windowed bare run, target <= 2). ``--fix-job-lock`` adds a farm run
+whose processes lock the job row FOR NO KEY UPDATE instead of FOR UPDATE (the proposed fix of
+a deadlock, see ``apply_job_lock_fix``). ``--profile`` adds a farm run whose workers time the
+runner's steps, and prints where a task's time goes.
+
+    python bench/dispatch.py [--tasks 2000] [--fix-job-lock] [--profile] [--log-dir DIR]
 
 Servers: ``FARM_BROKER_URL`` (the bench uses queue and key names of its own there and removes
 its keys afterwards), else an empty database index of the Redis on 127.0.0.1:6379;
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import logging
 import os
 import signal
 import statistics
@@ -66,7 +74,8 @@ WORKERS = 2
 NOOP = "bench.noop"
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379"
-DEADLINE_S = float(os.environ.get("BENCH_DEADLINE_S", "240"))
+DEADLINE_S = 120.0  # a bare run that takes longer is broken
+STALL_S = 15.0
 
 
 # ---------------------------------------------------------------------------- bare Celery side
@@ -234,6 +243,7 @@ class Row:
     # farm only: tasks the sweeper had to re-send (lost claim), or re-queue (lost completion)
     recovered: tuple[int, int] = (0, 0)
     deadlocks: int = 0
+    stalled: str = ""
 
     @property
     def rate(self) -> float:
@@ -250,7 +260,12 @@ class Row:
         return statistics.median(self.rts) if self.rts else float("nan")
 
 
-def run_farm(settings: Settings, celery: Celery, queue: str, n: int, label: str) -> Row:
+def run_farm(
+    settings: Settings, celery: Celery, queue: str, n: int, label: str, cap_s: float
+) -> Row:
+    """Submit n no-op tasks and wait until all succeed, for at most ``cap_s``, or until none
+    has finished for STALL_S; a run cut short has its job paused (no leftover is sent again)
+    and counts what finished."""
     from farm.dispatch import dispatch_ready
 
     job_id, t0 = insert_job(settings, queue, n, label)
@@ -258,14 +273,38 @@ def run_farm(settings: Settings, celery: Celery, queue: str, n: int, label: str)
     finished = text(
         "SELECT count(*) FROM tasks WHERE job_id = :j AND state IN ('succeeded', 'failed')"
     )
-    deadline = time.monotonic() + DEADLINE_S
+    deadline = time.monotonic() + cap_s
+    last, last_change = -1, time.monotonic()
+    stalled = ""
     while True:
         with session_scope(settings) as s:
             done = s.execute(finished, {"j": job_id}).scalar_one()
+        now = time.monotonic()
         if done >= n:
             break
-        if time.monotonic() > deadline:
-            raise SystemExit(f"farm run {label}: only {done}/{n} tasks finished in {DEADLINE_S}s")
+        if done != last:
+            last, last_change = done, now
+        if now - last_change > STALL_S or now > deadline:
+            with session_scope(settings) as s:
+                s.execute(text("UPDATE jobs SET paused = true WHERE id = :j"), {"j": job_id})
+                stuck = s.execute(
+                    text(
+                        "SELECT state, sent_at IS NOT NULL AS sent, sends, attempts, count(*)"
+                        " FROM tasks WHERE job_id = :j AND state <> 'succeeded'"
+                        " GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 6"
+                    ),
+                    {"j": job_id},
+                ).all()
+            why = (
+                f"cut at the {cap_s:.0f}s cap"
+                if now > deadline
+                else f"stalled: nothing finished for {now - last_change:.0f}s"
+            )
+            stalled = (
+                f"{done}/{n} done, {why}; the rest as "
+                f"(state, sent, sends, attempts, count): {[tuple(x) for x in stuck]}"
+            )
+            break
         time.sleep(0.1)
     with session_scope(settings) as s:
         rows = s.execute(
@@ -286,9 +325,12 @@ def run_farm(settings: Settings, celery: Celery, queue: str, n: int, label: str)
         ).one()
     if failed:
         raise SystemExit(f"farm run {label}: {failed} tasks failed")
-    end = max(float(at) for _, at in rows)
-    row = Row("farm", n, end - t0, [float(at) - float(sent) for sent, at in rows])
+    end = max((float(at) for _, at in rows), default=t0)
+    # a task whose sent_at the sweeper cleared (a late message it took for lost) has no RT
+    rts = [float(at) - float(sent) for sent, at in rows if sent is not None]
+    row = Row("farm", len(rows), end - t0, rts)
     row.recovered = (int(resent), int(reclaimed))
+    row.stalled = stalled
     return row
 
 
@@ -452,11 +494,13 @@ def report(rows: list[Row], burst: Row, windowed: Row) -> None:
             f"{farm.median / burst.median:.2f}, a median that is mostly time queued behind the "
             "burst)"
         )
+        if farm.stalled:
+            print(f"  INCOMPLETE: {farm.stalled}")
         resent, reclaimed = farm.recovered
-        if resent or reclaimed:
+        if resent or reclaimed or farm.deadlocks:
             print(
                 f"  recovered by the sweeper: {resent} re-sent (claim lost), {reclaimed} "
-                f"re-queued (completion lost); {farm.deadlocks} deadlocks in the worker logs"
+                f"re-queued (completion lost); {farm.deadlocks} deadlocks in the logs"
             )
 
 
@@ -491,6 +535,9 @@ def main() -> None:
     )
     ap.add_argument("--profile", action="store_true", help="time the runner's steps (extra run)")
     ap.add_argument("--log-dir", type=Path, help="keep the workers' logs here")
+    ap.add_argument(
+        "--farm-cap-s", type=float, default=60.0, help="longest a measured farm run may take"
+    )
     ap.add_argument("--role", choices=["bare-worker", "farm-worker"], help=argparse.SUPPRESS)
     ap.add_argument("--queue", help=argparse.SUPPRESS)
     ap.add_argument("--name", help=argparse.SUPPRESS)
@@ -521,6 +568,10 @@ def run(a: argparse.Namespace) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         procs = Workers(log_dir)
         stack.callback(procs.stop)
+        sweeper_log = log_dir / "sweeper.log"
+        logging.basicConfig(
+            filename=sweeper_log, level=logging.WARNING, format="%(asctime)s %(message)s"
+        )
 
         # bare Celery
         queue = f"bench-bare-{run_id}"
@@ -555,7 +606,6 @@ def run(a: argparse.Namespace) -> None:
         upgrade(settings)
         celery = make_celery(settings)
         env = child_env(settings)
-        queue = f"gpu.bench{run_id}"  # a pool queue: the farm's own routing, our own name
         stop = threading.Event()
         sweeper = threading.Thread(
             target=sweep_forever, args=(settings, celery, stop), name="sweeper", daemon=True
@@ -564,7 +614,10 @@ def run(a: argparse.Namespace) -> None:
         stack.callback(sweeper.join, 10)
         stack.callback(stop.set)
 
+        seen_in_sweeper = [0]
+
         def farm_run(tag: str, fixed: bool, profile_key: str | None = None) -> Row:
+            queue = f"gpu.bench{run_id}{tag}"  # a pool queue: the farm's routing, our own name
             names = [f"farm{i}-{tag}-{run_id}@bench" for i in range(WORKERS)]
             logs = []
             for i, name in enumerate(names):
@@ -574,19 +627,19 @@ def run(a: argparse.Namespace) -> None:
                 procs.start(args, env, f"farm{i}-{tag}")
                 logs.append(log_dir / f"farm{i}-{tag}.log")
             procs.wait_ready(celery, names)
-            run_farm(settings, celery, queue, a.warmup, f"warmup-{tag}-{run_id}")
+            run_farm(settings, celery, queue, a.warmup, f"warmup-{tag}-{run_id}", 30)
             if profile_key:
                 r.delete(profile_key)
-            row = run_farm(settings, celery, queue, a.tasks, f"{tag}-{run_id}")
+            row = run_farm(settings, celery, queue, a.tasks, f"{tag}-{run_id}", a.farm_cap_s)
             procs.stop()
             row.label = "farm" + (" (job lock fixed)" if fixed else "")
             # deadlocks of the measured run and its warm-up alike: evidence, not a count per run
-            row.deadlocks = sum(
-                log.read_text(errors="replace").count(
-                    "raised unexpected: OperationalError('(psycopg.errors.DeadlockDetected)"
-                )
-                for log in logs
-            )
+            # this run's and its warm-up's, in the workers' and the sweeper's logs
+            marker = "psycopg.errors.DeadlockDetected: deadlock detected"
+            row.deadlocks = sum(log.read_text(errors="replace").count(marker) for log in logs)
+            sweeps = sweeper_log.read_text(errors="replace") if sweeper_log.exists() else ""
+            row.deadlocks += sweeps.count(marker) - seen_in_sweeper[0]
+            seen_in_sweeper[0] = sweeps.count(marker)
             return row
 
         rows.append(farm_run("real", fixed=False))

@@ -119,8 +119,6 @@ def dispatch_ready(settings: Settings, celery: Celery, limit: int = 500) -> int:
     sent. Safe to call from anywhere, at any time, concurrently."""
     sent = 0
     with session_scope(settings) as session:
-        fail_orphans(session)
-    with session_scope(settings) as session:
         now = session.execute(select(func.now())).scalar_one()
         for queue, (running, in_flight, _) in sorted(queue_loads(session).items()):
             budget = min(limit, send_budget(running, in_flight, settings.dispatch_ahead))

@@ -66,8 +66,13 @@ def transition(
 
 def refresh_job_state(session: Session, job_id: int, *, now: datetime | None = None) -> JobState:
     """Re-derive the job's state from its tasks and record a job-level event when it changes."""
-    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
-    states = session.execute(select(Task.state).where(Task.job_id == job_id)).scalars().all()
+    # FOR NO KEY UPDATE: the event rows inserted just before hold FOR KEY SHARE on this job
+    # (their foreign key); a plain FOR UPDATE here deadlocks two workers of one job.
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update(key_share=True)
+    ).scalar_one()
+    # The derivation depends only on which states occur, not how often: one row per state.
+    states = session.execute(select(Task.state).where(Task.job_id == job_id).distinct()).scalars()
     new = derive_job_state(states)
     if new is not job.state:
         when = now or session.execute(select(func.now())).scalar_one()

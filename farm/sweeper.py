@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from farm.config import Settings
 from farm.db import session_scope
-from farm.dispatch import dispatch_ready
+from farm.dispatch import dispatch_ready, fail_orphans
 from farm.lifecycle import lock_task, transition
 from farm.models import Event, Task
 from farm.states import TaskState, retry_delay_s
@@ -131,7 +131,12 @@ def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
         depths = broker_depths(celery, sorted({t.queue for t in unclaimed}))
         decisions += decide_lost(unclaimed, depths, now, settings.unclaimed_s, settings.max_resends)
     for d in decisions:
-        _apply(settings, d)
+        try:
+            _apply(settings, d)
+        except Exception:  # one bad decision must not drop the rest of the pass
+            log.exception("sweep: could not apply %s", d)
+    with session_scope(settings) as session:
+        fail_orphans(session)
     dispatch_ready(settings, celery)
     deliver_due(settings)
     return decisions
