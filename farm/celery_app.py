@@ -19,6 +19,7 @@ TASK_NAMES = {
     "train": "farm.train",
     "render_chunk": "farm.render_chunk",
     "assemble": "farm.assemble",
+    "sample_grid": "farm.sample_grid",
 }
 
 

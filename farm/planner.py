@@ -32,6 +32,8 @@ def plan(spec: TrainSpec | RenderSpec) -> list[PlannedTask]:
     gpu = model_queue(spec.pool)
     if isinstance(spec, TrainSpec):
         return [PlannedTask(TaskKind.TRAIN, stage=0, index=0, queue=gpu)]
+    if spec.mode == "sample_grid":
+        return [PlannedTask(TaskKind.SAMPLE_GRID, stage=0, index=0, queue=gpu)]
     frames = spec.frame_list()
     tasks = [
         PlannedTask(
@@ -64,4 +66,6 @@ def describe(kind: TaskKind, job_name: str, frames: str | None) -> str:
         return f"render {job_name} [{frames}]"
     if kind is TaskKind.ASSEMBLE:
         return f"assemble {job_name} [{frames}]"
+    if kind is TaskKind.SAMPLE_GRID:
+        return f"sample grid {job_name}"
     return f"train {job_name}"

@@ -13,16 +13,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from farm.errors import SpecError
+from farm.families import BUILTIN, LABELLED, family_info, known_families
 from farm.formats import RULES, UnknownFormat, format_for_path, get_rules
 from farm.frames import FrameRangeError, parse_frames
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-# Model families the control plane accepts; the data plane registers their implementations.
-MODEL_FAMILIES = ("vae",)
-DATASETS = ("digits",)
+# Built-in data sets; "images:<folder>" and "video:<file>" name the user's own.
+DATASETS = ("digits", "moving-digits")
+DATASET_PREFIXES = ("images:", "video:")
 _SEED_KEY = re.compile(r"^seed:(\d{1,10})$")
 
 
@@ -73,21 +82,91 @@ class _Spec(BaseModel):
     webhook: WebhookSpec | None = None
 
 
+class FrameVAESpec(BaseModel):
+    """The frame VAE an LSTM job trains first; unset fields take the LSTM's ``vae`` defaults.
+    Its latent size is the job's ``latent_dim``, which the LSTM models."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int | None = Field(default=None, ge=1, le=100_000)
+    channels: int | None = Field(default=None, ge=1, le=512)
+    batch_size: int | None = Field(default=None, ge=1, le=65_536)
+    lr: float | None = Field(default=None, gt=0, le=1)
+
+
 class TrainSpec(_Spec):
-    """Train a model family on a data set; the checkpoint is the job's artifact."""
+    """Train a model family on a data set; the checkpoint is the job's artifact.
+
+    Hyperparameters left out take the family's tuned defaults (:mod:`farm.families`), so the
+    stored spec always says exactly what was trained.
+    """
 
     kind: Literal["train"]
-    model: Literal["vae"] = "vae"
-    dataset: Literal["digits"] = "digits"
-    epochs: int = Field(default=30, ge=1, le=100_000)
+    model: str = Field(default="vae", description="vae, gan, lstm or a farm.models plugin")
+    dataset: str = Field(
+        default="digits", description="digits, moving-digits, images:<folder>, video:<file>"
+    )
+    conditional: bool = Field(default=False, description="class-conditional (needs labels)")
+    epochs: int | None = Field(default=None, ge=1, le=100_000, description="vae, lstm")
+    steps: int | None = Field(default=None, ge=1, le=10_000_000, description="gan")
     batch_size: int = Field(default=64, ge=1, le=65_536)
     lr: float = Field(default=2e-3, gt=0, le=1)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     latent_dim: int = Field(default=8, ge=1, le=512)
-    image_size: Literal[16] = 16
+    image_size: int = Field(default=16, ge=4, le=256, multiple_of=4)
+    checkpoint_every: int = Field(
+        default=5, ge=1, le=10_000_000, description="epochs (vae, lstm) or steps (gan)"
+    )
+    hidden: int | None = Field(default=None, ge=1, le=4096, description="lstm width")
+    clips: int | None = Field(default=None, ge=1, le=100_000, description="lstm training clips")
+    frame_vae: FrameVAESpec | None = Field(default=None, description="lstm: its frame VAE")
     output: str | None = Field(
         default=None, description="checkpoint path under the output root (.safetensors)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        info = family_info(str(data.get("model", "vae")))
+        if info is None:
+            return data
+        out = dict(data)
+        d = info.defaults
+        out.setdefault(info.unit, d[info.unit])
+        for key in ("batch_size", "lr"):
+            out.setdefault(key, d[key])
+        out.setdefault("latent_dim", info.extra.get("latent_dim", d.get("latent_dim", 8)))
+        out.setdefault("image_size", info.image_size)
+        out.setdefault("checkpoint_every", info.checkpoint_every)
+        if info.name in ("gan",) and "conditional" not in out:
+            out["conditional"] = out.get("dataset", "digits") in LABELLED
+        if info.name == "lstm":
+            out.setdefault("hidden", d["hidden"])
+            out.setdefault("clips", d["train_clips"])
+            out.setdefault("dataset", "moving-digits")
+        return out
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        known = known_families()
+        if v not in known:
+            raise ValueError(f"unknown model family {v!r}: use one of {', '.join(known)}")
+        return v
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if v in DATASETS:
+            return v
+        for prefix in DATASET_PREFIXES:
+            if v.startswith(prefix) and len(v) > len(prefix):
+                return v
+        raise ValueError(
+            f"unknown data set {v!r}: use digits, moving-digits, images:<folder> or video:<file>"
+        )
 
     @field_validator("output")
     @classmethod
@@ -96,22 +175,78 @@ class TrainSpec(_Spec):
             raise ValueError("a checkpoint path must end in .safetensors")
         return v
 
+    def family_problems(self) -> list[tuple[str, str]]:
+        """Fields that do not fit the chosen family (only built-in families are checked)."""
+        info = BUILTIN.get(self.model)
+        if info is None:
+            return []
+        out: list[tuple[str, str]] = []
+        other = "steps" if info.unit == "epochs" else "epochs"
+        if getattr(self, other) is not None:
+            out.append((other, f"{self.model} trains for {info.unit}, not {other}"))
+        if not any(
+            self.dataset == d or (d.endswith(":") and self.dataset.startswith(d))
+            for d in info.datasets
+        ):
+            out.append(("dataset", f"{self.model} cannot train on {self.dataset!r}"))
+        if self.conditional and (self.model == "lstm" or self.dataset not in LABELLED):
+            out.append(("conditional", f"needs a labelled data set ({', '.join(LABELLED)})"))
+        if self.model != "lstm":
+            for f in ("hidden", "clips", "frame_vae"):
+                if getattr(self, f) is not None:
+                    out.append((f, "only an lstm job has this field"))
+        if self.model == "lstm" and self.dataset == "moving-digits" and self.image_size < 8:
+            out.append(("image_size", "moving digits need image_size >= 8"))
+        return out
+
+
+class Shot(BaseModel):
+    """One storyboard shot: hold a class for ``hold`` frames, then morph into the next shot's
+    class over ``transition`` frames (the last shot's transition is ignored)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    class_: int = Field(alias="class", ge=0, le=1_000_000)
+    hold: int = Field(ge=1, le=1_000_000)
+    transition: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class LatentKeyframe(BaseModel):
+    """A keyframe given as an explicit latent vector (its length must be the model's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    latent: list[float] = Field(min_length=1, max_length=512)
+
+
+Keyframe = int | str | LatentKeyframe
+
 
 class RenderSpec(_Spec):
-    """Render frames from a checkpoint and encode them into one video."""
+    """Render frames from a checkpoint and encode them into one video (or, for
+    ``sample_grid``, one PNG contact sheet)."""
 
     kind: Literal["render"]
     checkpoint: str = Field(
         description="'job:<train job id or name>' (waits for it) or a .safetensors path"
     )
-    frames: str = Field(description="frame range: 1-240, 1-240x2, 1,5,10-20")
+    mode: Literal["latent_walk", "storyboard", "rollout", "sample_grid"] = "latent_walk"
+    frames: str | None = Field(
+        default=None, description="frame range: 1-240, 1-240x2, 1,5,10-20 (not for sample_grid)"
+    )
     chunk_size: int = Field(default=50, ge=1, le=100_000)
     fps: float = Field(default=24.0, gt=0, le=240)
     width: int = Field(default=256, ge=16, le=4096)
     height: int = Field(default=256, ge=16, le=4096)
-    keyframes: list[int | str] = Field(
-        default_factory=lambda: list[int | str](range(10)), min_length=1, max_length=10_000
+    keyframes: list[Keyframe] = Field(
+        default_factory=lambda: list[Keyframe](range(10)), min_length=1, max_length=10_000
     )
+    storyboard: list[Shot] | None = Field(default=None, min_length=1, max_length=10_000)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="noise / rollout clip seed")
+    seed_frames: int = Field(default=4, ge=1, le=10_000, description="rollout: true frames")
+    columns: int = Field(default=10, ge=1, le=100, description="sample_grid: tiles per row")
     output: str | OutputSpec | None = Field(
         default=None, description="path under the output root, or an output section"
     )
@@ -125,7 +260,9 @@ class RenderSpec(_Spec):
 
     @field_validator("frames")
     @classmethod
-    def _frames(cls, v: str) -> str:
+    def _frames(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         try:
             parse_frames(v)
         except FrameRangeError as e:
@@ -134,8 +271,10 @@ class RenderSpec(_Spec):
 
     @field_validator("keyframes")
     @classmethod
-    def _keys(cls, v: list[int | str]) -> list[int | str]:
+    def _keys(cls, v: list[Keyframe]) -> list[Keyframe]:
         for i, k in enumerate(v):
+            if isinstance(k, LatentKeyframe):
+                continue
             if isinstance(k, int):
                 if k < 0:
                     raise ValueError(f"keyframe {i} ({k}) is not a class index >= 0")
@@ -154,10 +293,45 @@ class RenderSpec(_Spec):
         return v
 
     def frame_list(self) -> list[int]:
-        return parse_frames(self.frames)
+        return parse_frames(self.frames) if self.frames is not None else []
+
+    def storyboard_length(self) -> int:
+        """Every hold plus every transition but the last shot's."""
+        shots = self.storyboard or []
+        return sum(s.hold for s in shots) + sum(s.transition for s in shots[:-1])
+
+    def mode_problems(self) -> list[tuple[str, str]]:
+        """How the frame range, the mode and its fields must relate."""
+        out: list[tuple[str, str]] = []
+        if self.mode != "sample_grid" and self.frames is None:
+            out.append(("frames", "Field required"))
+        if self.mode == "storyboard" and self.storyboard is None:
+            out.append(("storyboard", "mode 'storyboard' needs a list of shots"))
+        if self.storyboard is not None and self.mode != "storyboard":
+            out.append(("storyboard", f"only mode 'storyboard' uses it, not {self.mode!r}"))
+        if self.mode == "storyboard" and self.storyboard is not None:
+            want, got = self.storyboard_length(), len(self.frame_list())
+            if want != got:
+                out.append(
+                    ("frames", f"the storyboard is {want} frames long but the range has {got}")
+                )
+        if self.mode == "rollout" and len(self.frame_list()) <= self.seed_frames:
+            out.append(("frames", f"a rollout needs more than seed_frames ({self.seed_frames})"))
+        if self.mode == "sample_grid":
+            if self.frames is not None:
+                out.append(("frames", "a sample grid is one image: leave frames out"))
+            section = self.output if isinstance(self.output, OutputSpec) else None
+            path = self.output if isinstance(self.output, str) else (section and section.path)
+            if path and not path.lower().endswith(".png"):
+                out.append(("output", "a sample grid is written as a .png"))
+        return out
 
     def output_plan(self, name: str) -> tuple[str, str, dict[str, Any]]:
         """(format, path under the output root, codec options) with defaults filled in."""
+        if self.mode == "sample_grid":
+            section = self.output if isinstance(self.output, OutputSpec) else None
+            path = self.output if isinstance(self.output, str) else (section and section.path)
+            return "png", path or f"renders/{name}.png", {}
         section = self.output if isinstance(self.output, OutputSpec) else None
         path = self.output if isinstance(self.output, str) else (section and section.path)
         fmt = (section.format if section else None) or (format_for_path(path) if path else "h264")
@@ -172,6 +346,8 @@ class RenderSpec(_Spec):
         return fmt.lower(), path, options
 
     def format_problems(self, name: str) -> list[tuple[str, str]]:
+        if self.mode == "sample_grid":
+            return []
         fmt, path, options = self.output_plan(name)
         try:
             rules = get_rules(fmt)
@@ -194,11 +370,17 @@ def parse_spec(data: Any) -> TrainSpec | RenderSpec:
     try:
         spec = _ADAPTER.validate_python(data)
     except ValidationError as e:
-        raise SpecError(_problems(e)) from None
+        problems = _problems(e)
+        video = data.get("kind") == "render" and data.get("mode") != "sample_grid"
+        if video and "frames" not in data and all(f != "frames" for f, _ in problems):
+            problems.append(("frames", "Field required"))
+        raise SpecError(problems) from None
     if isinstance(spec, RenderSpec):
-        problems = spec.format_problems(spec.name or "render")
-        if problems:
-            raise SpecError(problems)
+        problems = spec.mode_problems() + spec.format_problems(spec.name or "render")
+    else:
+        problems = spec.family_problems()
+    if problems:
+        raise SpecError(problems)
     return spec
 
 

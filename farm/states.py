@@ -30,6 +30,8 @@ class TaskKind(enum.StrEnum):
     TRAIN = "train"
     RENDER_CHUNK = "render_chunk"
     ASSEMBLE = "assemble"
+    # A render that is one image (a contact sheet of samples): no chunks, no assembly.
+    SAMPLE_GRID = "sample_grid"
 
 
 T = TaskState

@@ -22,10 +22,18 @@ from farm.config import Settings
 from farm.db import session_scope
 from farm.dispatch import dispatch_ready
 from farm.errors import FarmError, JobNotFound, SpecError
+from farm.families import (
+    BUILTIN,
+    ModelInfo,
+    dataset_path,
+    info_from_metadata,
+    info_from_train_spec,
+    read_sidecar,
+)
 from farm.models import Event, Job, JobDependency, Task
 from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.planner import plan
-from farm.specs import MAX_ID, OutputSpec, RenderSpec, TrainSpec
+from farm.specs import MAX_ID, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
 from farm.states import JobState
 
 log = logging.getLogger(__name__)
@@ -76,6 +84,9 @@ def resolve(
     else:
         output = spec.output or default_output(spec.kind, name)
         stored_output, field = output, "output"
+        data = dataset_path(root, spec.dataset)
+        if data is not None and not data.exists():
+            problems.append(("dataset", f"{data} does not exist"))
     try:
         confine(root, output)
     except OutsideOutputRoot as e:
@@ -83,6 +94,7 @@ def resolve(
     deps: list[int] = []
     if isinstance(spec, RenderSpec):
         ref = spec.checkpoint
+        info: ModelInfo | None = None
         if ref.startswith("job:"):
             try:
                 dep = find_job(session, ref[4:])
@@ -93,6 +105,8 @@ def resolve(
                     problems.append(
                         ("checkpoint", f"job {dep.id} ({dep.name}) is a {dep.kind} job, not train")
                     )
+                else:
+                    info = info_from_train_spec(dep.spec)
                 deps.append(dep.id)
         else:
             try:
@@ -102,6 +116,11 @@ def resolve(
             else:
                 if not path.is_file():
                     problems.append(("checkpoint", f"unknown checkpoint: {path} does not exist"))
+                else:
+                    meta = read_sidecar(path)
+                    info = info_from_metadata(meta) if meta is not None else None
+        if info is not None:
+            problems += model_problems(spec, info)
     for i, after_ref in enumerate(spec.after):
         try:
             after = find_job(session, after_ref)
@@ -115,6 +134,37 @@ def resolve(
     stored = spec.model_dump(mode="json")
     stored.update(name=name, output=stored_output, fingerprint=fingerprint(spec))
     return stored, deps
+
+
+def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
+    """What the checkpoint's family, classes and latent size rule out for this render."""
+    family = BUILTIN.get(info.family)
+    if family is None:
+        return []  # a plugin family: its worker-side mode decides
+    if spec.mode not in family.modes:
+        modes = ", ".join(sorted(family.modes))
+        return [("checkpoint", f"a {info.family} checkpoint cannot render {spec.mode!r} ({modes})")]
+    out: list[tuple[str, str]] = []
+    if spec.mode == "storyboard":
+        if not info.conditional:
+            out.append(("storyboard", f"needs a conditional model; this {info.family} is not"))
+        for i, shot in enumerate(spec.storyboard or []):
+            if info.conditional and shot.class_ >= info.num_classes:
+                out.append(
+                    (f"storyboard.{i}.class", f"the model knows classes 0..{info.num_classes - 1}")
+                )
+    if spec.mode == "latent_walk":
+        for i, key in enumerate(spec.keyframes):
+            if isinstance(key, bool):
+                continue
+            if isinstance(key, int) and key >= info.num_classes:
+                known = f"0..{info.num_classes - 1}" if info.num_classes else "no classes"
+                out.append((f"keyframes.{i}", f"class {key}: the model knows {known}"))
+            want = info.latent_dim
+            if isinstance(key, LatentKeyframe) and want is not None and len(key.latent) != want:
+                got = len(key.latent)
+                out.append((f"keyframes.{i}", f"latent has {got} values; the model's has {want}"))
+    return out
 
 
 def submit(

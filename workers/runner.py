@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 
 
+class PermanentError(Exception):
+    """A failure another attempt cannot fix (bad data set, corrupt checkpoint): the task
+    fails at once instead of being retried."""
+
+
 @dataclass
 class Output:
     kind: str
@@ -196,12 +201,12 @@ def complete(ctx: TaskContext, result: Result) -> bool:
     return True
 
 
-def fail(ctx: TaskContext, error: str) -> None:
+def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
     with session_scope(ctx.settings) as session:
         task = lock_task(session, ctx.task_id)
         if task is None or task.state is not TaskState.RUNNING or task.attempts != ctx.attempt:
             return
-        if task.attempts < task.max_attempts:
+        if task.attempts < task.max_attempts and not permanent:
             now = session.execute(select(func.now())).scalar_one()
             task.not_before = backoff_until(now, task.attempts, ctx.settings)
             transition(session, task, TaskState.QUEUED, message=error, worker=ctx.worker)
@@ -222,6 +227,10 @@ def stage_for(kind: TaskKind) -> Stage:
         from workers.stages.render_chunk import run as render_chunk
 
         return render_chunk
+    if kind is TaskKind.SAMPLE_GRID:
+        from workers.stages.sample_grid import run as sample_grid
+
+        return sample_grid
     from workers.stages.assemble import run as assemble
 
     return assemble
@@ -247,9 +256,11 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
     except TaskLost:
         outcome = "lost"
     except Exception as e:
-        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+        # A permanent failure names what caused it (CheckpointError, DatasetError, ...).
+        shown = e.__cause__ if isinstance(e, PermanentError) and e.__cause__ else e
+        detail = "".join(traceback.format_exception_only(type(shown), shown)).strip()
         log.exception("task %s attempt %s failed", task_id, ctx.attempt)
-        fail(ctx, detail[-4000:])
+        fail(ctx, detail[-4000:], permanent=isinstance(e, PermanentError))
     else:
         if complete(ctx, result):
             outcome = "succeeded"

@@ -142,9 +142,7 @@ def test_duplicate_delivery_is_dropped_by_the_claim(farm: Farm, trained: int) ->
     assert (runs, attempts) == (1, 1)
 
 
-def test_corrupt_checkpoint_fails_after_retry_limit_and_worker_survives(
-    farm: Farm, trained: int
-) -> None:
+def test_corrupt_checkpoint_fails_at_once_and_worker_survives(farm: Farm, trained: int) -> None:
     bad = farm.settings.output_root_abs() / "broken.safetensors"
     bad.parent.mkdir(parents=True, exist_ok=True)
     bad.write_bytes(b"\x00garbage" * 100)
@@ -158,7 +156,8 @@ def test_corrupt_checkpoint_fails_after_retry_limit_and_worker_survives(
             .where(Event.job_id == job_id, Task.index == 0, Event.from_state == "running")
             .order_by(Event.id)
         ).all()
-    assert [(a, st) for a, st, _ in errors] == [(1, "queued"), (2, "failed")]
+    # A corrupt checkpoint is a permanent failure: no retry could read other bytes.
+    assert [(a, st) for a, st, _ in errors] == [(1, "failed")]
     assert all("CheckpointError" in (m or "") for _, _, m in errors)
     assert "CheckpointError" in (row["error"] or "")
     # The same worker still renders.

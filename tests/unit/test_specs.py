@@ -36,7 +36,7 @@ def test_minimal_train_spec_parses_with_defaults() -> None:
     assert spec.max_attempts is None
     assert spec.model == "vae"
     assert spec.dataset == "digits"
-    assert spec.epochs == 30
+    assert spec.epochs == 60  # the VAE family default (farm/families.py)
     assert spec.batch_size == 64
     assert spec.lr == 2e-3
     assert spec.seed == 0

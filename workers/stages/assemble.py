@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from farm.db import session_scope
 from farm.frames import parse_frames
-from farm.models import Task
+from farm.models import Artifact, Task
 from farm.outputs import confine
 from farm.states import TaskKind
 from workers.encode import ffmpeg_binary
@@ -38,6 +38,12 @@ def run(ctx: TaskContext) -> Result:
             .scalars()
             .all()
         )
+        seg_meta = s.execute(
+            select(Artifact.meta)
+            .where(Artifact.job_id == ctx.job_id, Artifact.kind == "segment")
+            .order_by(Artifact.id)
+            .limit(1)
+        ).scalar_one_or_none()
     segments = [segment_for(root, ctx.job_id, i, fmt.segment_suffix) for i in indexes]
     missing = [str(p) for p in segments if not p.exists()]
     if missing:
@@ -56,6 +62,9 @@ def run(ctx: TaskContext) -> Result:
     counted = (ctx.frame_count, ctx.frame_count / spec["fps"])
     info = describe_output(result, fmt, ffmpeg=ffmpeg, counted=counted)
     info.update(frames_range=ctx.frames, fps_requested=spec["fps"], audio=audio)
+    # The chunks record what made their frames; the video carries it for reproduction.
+    provenance = ("checkpoint_sha256", "mode", "seed", "torch", "farm")
+    info.update({k: seg_meta[k] for k in provenance if seg_meta and k in seg_meta})
     source = fmt.frame_files(result) if fmt.is_sequence else result
     previews = root / "previews" / f"job-{ctx.job_id}"
     made = previews_from_kept(segments[0].parent, ctx.frame_count, previews)

@@ -1,8 +1,8 @@
-"""Render-chunk stage: decode this chunk's slice of the latent walk into one segment.
+"""Render-chunk stage: render this chunk's slice of the job's mode into one segment.
 
-The latent of a frame depends only on its position in the whole job, so any chunking of
-the range renders the same frames and the segments join seamlessly. Frames are computed
-batch by batch while a writer thread feeds the previous batch to ffmpeg.
+Every mode (:mod:`workers.modes`) maps a frame's position in the whole job to its picture, so
+any chunking of the range renders the same frames and the segments join seamlessly. Frames
+are computed batch by batch while a writer thread feeds the previous batch to ffmpeg.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from farm.db import session_scope
 from farm.frames import parse_frames
 from farm.models import Artifact, JobDependency
 from farm.outputs import confine
+from workers.checkpoint import CheckpointError
 from workers.device import device, load_model
 from workers.encode import PipelinedWriter, ffmpeg_binary
 from workers.formats import get_format
-from workers.models.vae import ConvVAE
+from workers.modes import RenderJob, get_mode
 from workers.outputs import digest, segment_for
 from workers.previews import keep_preview_frames, preview_positions
-from workers.render import keyframe_latents, render_frames, walk_latents
-from workers.runner import Output, Result, TaskContext
+from workers.runner import Output, PermanentError, Result, TaskContext
+from workers.trainers.base import farm_version
 
 
 def checkpoint_for(ctx: TaskContext) -> Path:
@@ -43,18 +44,36 @@ def checkpoint_for(ctx: TaskContext) -> Path:
     return Path(path)
 
 
+def open_job(ctx: TaskContext, total: int) -> tuple[RenderJob, str]:
+    """The loaded checkpoint as a :class:`RenderJob`, and its sha256. A checkpoint that
+    cannot be read fails the task for good: another attempt would read the same bytes."""
+    try:
+        model, meta, sha = load_model(checkpoint_for(ctx))
+    except CheckpointError as e:
+        raise PermanentError(str(e)) from e
+    root = ctx.settings.output_root_abs()
+    return RenderJob(ctx.spec, model, meta, total, device(), root), sha
+
+
+def provenance(spec: dict[str, object], sha: str) -> dict[str, object]:
+    """What reproduces the frames: same checkpoint, spec, seed and versions, same pixels."""
+    return {
+        "checkpoint_sha256": sha,
+        "mode": spec.get("mode", "latent_walk"),
+        "seed": spec.get("seed", 0),
+        "torch": torch.__version__,
+        "farm": farm_version(),
+    }
+
+
 def run(ctx: TaskContext) -> Result:
     spec = ctx.spec
     out_spec = spec["output"]
     fmt = get_format(out_spec["format"])
-    model, meta, checkpoint_sha = load_model(checkpoint_for(ctx))
-    if not isinstance(model, ConvVAE):
-        raise TypeError(f"render needs a VAE checkpoint, got {type(model).__name__}")
     total = len(parse_frames(spec["frames"]))
-    means = torch.tensor(meta["class_means"], dtype=torch.float32)
-    keys = keyframe_latents(means, spec["keyframes"], means.shape[1])
-    positions = range(ctx.position, ctx.position + ctx.frame_count)
-    latents = walk_latents(keys, list(positions), total)  # (N, D)
+    job, checkpoint_sha = open_job(ctx, total)
+    mode = get_mode(str(spec.get("mode", "latent_walk")))
+    positions = list(range(ctx.position, ctx.position + ctx.frame_count))
     seg = segment_for(ctx.settings.output_root_abs(), ctx.job_id, ctx.index, fmt.segment_suffix)
     seg.parent.mkdir(parents=True, exist_ok=True)
     width, height = spec["width"], spec["height"]
@@ -69,9 +88,7 @@ def run(ctx: TaskContext) -> Result:
     kept = segment_for(ctx.settings.output_root_abs(), ctx.job_id, 0, "").parent
     with PipelinedWriter(writer) as w:
         done = 0
-        for frames in render_frames(
-            model, latents, width, height, batch_size=spec["batch_size"], device=device()
-        ):
+        for frames in mode(job, positions):
             ctx.check()
             keep_preview_frames(kept, ctx.position + done, frames, wanted)
             w.write(frames)
@@ -79,5 +96,5 @@ def run(ctx: TaskContext) -> Result:
             ctx.progress({"frames": done, "of": ctx.frame_count})
     size, sha = digest(seg)
     info = {"frames": ctx.frames, "frame_count": ctx.frame_count, "format": fmt.name,
-            "checkpoint_sha256": checkpoint_sha}  # fmt: skip
+            **provenance(spec, checkpoint_sha)}  # fmt: skip
     return Result([Output("segment", seg, size, sha, info)])

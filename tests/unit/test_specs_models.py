@@ -1,0 +1,146 @@
+"""Train and render specs for the model families: defaults, fields per family, modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from farm.errors import SpecError
+from farm.families import BUILTIN, info_from_metadata, info_from_train_spec
+from farm.planner import plan
+from farm.specs import RenderSpec, TrainSpec, parse_spec
+from farm.states import TaskKind
+from farm.submit import model_problems
+from workers.models import gan, lstm, vae
+
+
+def fields(data: dict[str, object]) -> list[str]:
+    with pytest.raises(SpecError) as e:
+        parse_spec(data)
+    return [f for f, _ in e.value.problems]
+
+
+def test_control_plane_defaults_equal_the_workers() -> None:
+    assert dict(BUILTIN["vae"].defaults) == vae.DEFAULTS
+    assert dict(BUILTIN["gan"].defaults) == gan.DEFAULTS
+    assert dict(BUILTIN["lstm"].defaults) == lstm.DEFAULTS
+
+
+def test_unset_hyperparameters_take_the_family_defaults() -> None:
+    g = parse_spec({"kind": "train", "model": "gan"})
+    assert isinstance(g, TrainSpec)
+    assert (g.steps, g.epochs, g.lr, g.latent_dim, g.conditional) == (1200, None, 2e-4, 32, True)
+    m = parse_spec({"kind": "train", "model": "lstm"})
+    assert isinstance(m, TrainSpec)
+    assert (m.dataset, m.epochs, m.latent_dim, m.image_size, m.hidden) == (
+        "moving-digits", 60, 16, 32, 256,
+    )  # fmt: skip
+
+
+def test_old_small_vae_spec_still_parses() -> None:
+    s = parse_spec({"kind": "train", "epochs": 2, "latent_dim": 4})
+    assert isinstance(s, TrainSpec)
+    assert (s.model, s.dataset, s.epochs, s.latent_dim, s.conditional) == (
+        "vae",
+        "digits",
+        2,
+        4,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"model": "diffusion"}, "model"),
+        ({"dataset": "cifar"}, "dataset"),
+        ({"dataset": "images:"}, "dataset"),
+        ({"model": "gan", "epochs": 3}, "epochs"),
+        ({"model": "vae", "steps": 3}, "steps"),
+        ({"model": "lstm", "conditional": True}, "conditional"),
+        ({"dataset": "images:x", "conditional": True}, "conditional"),
+        ({"model": "lstm", "dataset": "digits"}, "dataset"),
+        ({"hidden": 4}, "hidden"),
+        ({"image_size": 18}, "image_size"),
+    ],
+)
+def test_train_fields_that_do_not_fit_are_named(data: dict[str, object], field: str) -> None:
+    assert field in fields({"kind": "train", **data})
+
+
+def test_images_and_video_datasets_parse() -> None:
+    for name in ("images:frames/", "video:clip.mp4"):
+        assert parse_spec({"kind": "train", "dataset": name}).dataset == name  # type: ignore[union-attr]
+
+
+def render(**kw: object) -> dict[str, object]:
+    return {"kind": "render", "checkpoint": "job:t", "frames": "1-17", **kw}
+
+
+SHOTS = [{"class": 3, "hold": 3, "transition": 4}, {"class": 8, "hold": 3, "transition": 4},
+         {"class": 0, "hold": 3}]  # fmt: skip
+
+
+def test_storyboard_length_must_equal_the_range() -> None:
+    s = parse_spec(render(mode="storyboard", storyboard=SHOTS))
+    assert isinstance(s, RenderSpec) and s.storyboard_length() == 17
+    assert fields(render(mode="storyboard", storyboard=SHOTS, frames="1-16")) == ["frames"]
+    assert "storyboard" in fields(render(mode="storyboard"))
+    assert "storyboard" in fields(render(storyboard=SHOTS))
+    assert fields(render(mode="storyboard", storyboard=[{"class": 1}])) == ["storyboard.0.hold"]
+
+
+def test_sample_grid_is_one_task_and_a_png() -> None:
+    s = parse_spec({"kind": "render", "checkpoint": "job:t", "mode": "sample_grid"})
+    assert isinstance(s, RenderSpec)
+    assert [p.kind for p in plan(s)] == [TaskKind.SAMPLE_GRID]
+    assert s.output_plan("g")[:2] == ("png", "renders/g.png")
+    assert fields({"kind": "render", "checkpoint": "job:t", "mode": "sample_grid",
+                   "output": "x.mp4"}) == ["output"]  # fmt: skip
+    assert "frames" in fields({"kind": "render", "checkpoint": "job:t"})
+
+
+def test_rollout_needs_more_frames_than_its_seed() -> None:
+    assert fields(render(mode="rollout", frames="1-4", seed_frames=4)) == ["frames"]
+
+
+def test_latent_keyframes_parse() -> None:
+    s = parse_spec(render(keyframes=[1, "seed:2", {"latent": [0.0, 1.0]}]))
+    assert isinstance(s, RenderSpec) and len(s.keyframes) == 3
+    assert all(f.startswith("keyframes.0") for f in fields(render(keyframes=[{"latent": []}])))
+
+
+def problems(spec: dict[str, object], train: dict[str, object]) -> list[str]:
+    r = parse_spec(spec)
+    assert isinstance(r, RenderSpec)
+    t = parse_spec({"kind": "train", **train})
+    return [f for f, _ in model_problems(r, info_from_train_spec(t.model_dump(mode="json")))]
+
+
+def test_submission_checks_against_the_checkpoint() -> None:
+    gan_ = {"model": "gan", "latent_dim": 8}
+    assert problems(render(mode="rollout"), gan_) == ["checkpoint"]
+    assert problems(render(keyframes=[0, 10]), gan_) == ["keyframes.1"]
+    assert problems(render(keyframes=[{"latent": [1.0] * 3}]), gan_) == ["keyframes.0"]
+    assert problems(render(keyframes=[{"latent": [1.0] * 8}]), gan_) == []
+    assert problems(render(mode="storyboard", storyboard=SHOTS), {}) == ["storyboard"]
+    assert problems(render(mode="storyboard", storyboard=SHOTS), {"conditional": True}) == []
+    bad = [{**SHOTS[0], "class": 10}, *SHOTS[1:]]
+    assert problems(render(mode="storyboard", storyboard=bad), {"conditional": True}) == [
+        "storyboard.0.class"
+    ]
+    assert problems(render(keyframes=[0]), {"dataset": "images:x"}) == ["keyframes.0"]
+
+
+def test_sidecar_metadata_gives_the_same_model_info() -> None:
+    meta = {"family": "gan", "config": {"latent_dim": 32, "num_classes": 10}}
+    info = info_from_metadata(meta)
+    assert (info.family, info.conditional, info.num_classes, info.latent_dim) == (
+        "gan",
+        True,
+        10,
+        32,
+    )
+    vae_meta = {"family": "vae", "config": {"latent_dim": 8, "num_classes": 0},
+                "class_means": [[0.0] * 8] * 10}  # fmt: skip
+    assert info_from_metadata(vae_meta).num_classes == 10
+    assert not info_from_metadata(vae_meta).conditional

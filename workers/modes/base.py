@@ -1,0 +1,75 @@
+"""What a render mode gets: the loaded model and its metadata, the spec, the range length.
+
+A mode maps frame positions (0-based in the whole range) to uint8 frames. It must be a pure
+function of ``(checkpoint, spec, position)``, so any chunking renders the same pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from workers.render import render_frames, render_gan_frames
+from workers.runner import PermanentError
+
+
+@dataclass
+class RenderJob:
+    spec: dict[str, Any]
+    model: nn.Module
+    meta: dict[str, Any]
+    total: int
+    device: torch.device
+    root: Path
+
+    @property
+    def family(self) -> str:
+        return str(self.meta.get("family", ""))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.meta.get("config", {}).get("num_classes", 0) or 0)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.meta["config"]["latent_dim"])
+
+    def require(self, *families: str) -> None:
+        if self.family not in families:
+            mode = self.spec.get("mode", "latent_walk")
+            raise PermanentError(
+                f"mode {mode!r} needs a {' or '.join(families)} checkpoint, not {self.family!r}"
+            )
+
+    def decode(self, z: torch.Tensor, weights: torch.Tensor | None) -> Iterator[np.ndarray]:
+        """Frames from latents (and class weights for a conditional model)."""
+        w, h, b = self.spec["width"], self.spec["height"], self.spec["batch_size"]
+        if self.num_classes == 0:
+            weights = None
+        return DECODERS[self.family](self.model, z, weights, w, h, b, self.device)
+
+
+Decoder = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor | None, int, int, int, torch.device],
+    Iterator[np.ndarray],
+]
+DECODERS: dict[str, Decoder] = {
+    "vae": lambda m, z, c, w, h, b, d: render_frames(
+        m,  # type: ignore[arg-type]
+        z,
+        w,
+        h,
+        labels=c,
+        batch_size=b,
+        device=d,
+    ),
+    "gan": lambda m, z, c, w, h, b, d: render_gan_frames(m, z, c, w, h, batch_size=b, device=d),
+}
+
+Mode = Callable[[RenderJob, Sequence[int]], Iterator[np.ndarray]]

@@ -1,0 +1,110 @@
+"""What every family's trainer shares: data, progress, periodic checkpoints and resume files.
+
+Trainers are farm glue (task context, artifacts, resume on redelivery), so they live here and
+not on the ``ModelFamily`` registry entries, which stay free of any ``farm`` import.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from farm.families import dataset_path
+from workers.checkpoint import save_checkpoint
+from workers.datasets import Dataset, DatasetError, load_dataset
+from workers.models.vae import TrainState, check_resume, load_train_state, save_train_state
+from workers.runner import PermanentError, TaskContext
+
+log = logging.getLogger(__name__)
+
+
+def farm_version() -> str:
+    try:
+        return importlib.metadata.version("farm")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class Trained:
+    """A finished run: the model to save as the job's checkpoint and its family-specific
+    metadata (config, history, ...), plus any further artifacts (the LSTM's frame VAE)."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+    extra: list[tuple[str, Path, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class TrainJob:
+    ctx: TaskContext
+    out: Path
+    device: torch.device
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.ctx.spec
+
+    @property
+    def state_path(self) -> Path:
+        """The resume file, next to the checkpoint it belongs to."""
+        return self.out.with_name(self.out.stem + ".resume.safetensors")
+
+    def sibling(self, suffix: str) -> Path:
+        return self.out.with_name(self.out.stem + suffix)
+
+    def should_stop(self) -> bool:
+        return self.ctx.lost.is_set()
+
+    def progress(self, values: Mapping[str, Any]) -> None:
+        self.ctx.progress(dict(values), min_interval_s=1.0)
+
+    def dataset(self) -> Dataset:
+        """The spec's data set; a missing or undecodable one fails the task at once."""
+        name = str(self.spec["dataset"])
+        path = dataset_path(self.ctx.settings.output_root_abs(), name)
+        if path is not None:
+            name = f"{name.partition(':')[0]}:{path}"
+        try:
+            return load_dataset(name, int(self.spec["image_size"]), seed=int(self.spec["seed"]))
+        except DatasetError as e:
+            raise PermanentError(f"data set {self.spec['dataset']!r}: {e}") from e
+
+    def resume_state(self, family: str, config: Mapping[str, Any]) -> TrainState | None:
+        """The last saved state of this task, if this is a redelivery and it fits the run."""
+        if self.ctx.attempt <= 1 or not self.state_path.is_file():
+            return None
+        try:
+            state = load_train_state(self.state_path)
+            check_resume(state, family, config, int(self.spec["seed"]))
+        except (ValueError, OSError) as e:
+            log.warning("task %s: not resuming from %s: %s", self.ctx.task_id, self.state_path, e)
+            return None
+        return state
+
+    def save_state(self, state: TrainState) -> None:
+        save_train_state(self.state_path, state)
+
+    def base_meta(self) -> dict[str, Any]:
+        spec = self.spec
+        keys = ("epochs", "steps", "batch_size", "lr", "seed", "checkpoint_every", "conditional")
+        return {
+            "family": spec["model"],
+            "dataset": spec["dataset"],
+            "hyperparameters": {k: spec.get(k) for k in keys if spec.get(k) is not None},
+            "torch": torch.__version__,
+            "farm": farm_version(),
+            "job_id": self.ctx.job_id,
+        }
+
+    def save_model(
+        self, model: nn.Module, meta: Mapping[str, Any], path: Path | None = None
+    ) -> None:
+        save_checkpoint(path or self.out, model, {**self.base_meta(), **meta})
