@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from farm.config import Settings
 from farm.db import get_engine, session_scope
@@ -160,14 +161,42 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
         )
 
 
-def complete(ctx: TaskContext, result: Result) -> bool:
+T = TypeVar("T")
+
+
+def with_db_retry(settings: Settings, what: str, fn: Callable[[], T]) -> T:
+    """Run a database write, retrying with backoff while the database is unreachable, so an
+    outage (a restart, a failover) delays a task's bookkeeping instead of failing the task."""
+    deadline = time.monotonic() + settings.db_retry_s
+    delay = 0.2
+    while True:
+        try:
+            return fn()
+        except (OperationalError, InterfaceError) as e:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: database unreachable (%s); retrying in %.1fs", what, e.orig, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def complete(ctx: TaskContext, result: Result) -> tuple[bool, bool]:
+    """Record the success; returns (recorded, unblocks) where ``unblocks`` says whether the
+    success may have made other tasks ready (its stage is done), so only then is it worth
+    running the dispatcher again."""
+    return with_db_retry(
+        ctx.settings, f"task {ctx.task_id} complete", lambda: _complete(ctx, result)
+    )
+
+
+def _complete(ctx: TaskContext, result: Result) -> tuple[bool, bool]:
     with session_scope(ctx.settings) as session:
         task = lock_task(session, ctx.task_id)
         if task is None or task.state is not TaskState.RUNNING or task.attempts != ctx.attempt:
             log.warning(
                 "task %s: attempt %s finished too late; result dropped", ctx.task_id, ctx.attempt
             )
-            return False
+            return False, False
         if result.supersedes:
             session.execute(
                 delete(Artifact).where(
@@ -198,10 +227,25 @@ def complete(ctx: TaskContext, result: Result) -> bool:
                 )
             )
         transition(session, task, TaskState.SUCCEEDED, worker=ctx.worker)
-    return True
+        pending = session.execute(
+            select(Task.id)
+            .where(
+                Task.job_id == ctx.job_id,
+                Task.stage == task.stage,
+                Task.state != TaskState.SUCCEEDED,
+            )
+            .limit(1)
+        ).first()
+    return True, pending is None
 
 
 def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
+    with_db_retry(
+        ctx.settings, f"task {ctx.task_id} fail", lambda: _fail(ctx, error, permanent=permanent)
+    )
+
+
+def _fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
     with session_scope(ctx.settings) as session:
         task = lock_task(session, ctx.task_id)
         if task is None or task.state is not TaskState.RUNNING or task.attempts != ctx.attempt:
@@ -239,7 +283,7 @@ def stage_for(kind: TaskKind) -> Stage:
 def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None = None) -> str:
     """Run one delivery of ``task_id`` to its end; returns what happened, for the log."""
     name = worker or f"{HOST}:{os.getpid()}"
-    ctx = claim(settings, task_id, name)
+    ctx = with_db_retry(settings, f"task {task_id} claim", lambda: claim(settings, task_id, name))
     if ctx is None:
         return "duplicate"
     log.info("task %s (job %s %s) attempt %s: start", task_id, ctx.job_id, ctx.kind, ctx.attempt)
@@ -262,7 +306,8 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
         log.exception("task %s attempt %s failed", task_id, ctx.attempt)
         fail(ctx, detail[-4000:], permanent=isinstance(e, PermanentError))
     else:
-        if complete(ctx, result):
+        recorded, unblocks = complete(ctx, result)
+        if recorded:
             outcome = "succeeded"
             if result.after_commit is not None:
                 try:
@@ -273,9 +318,13 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
             outcome = "stale"
     finally:
         beat.stop()
-    try:
-        dispatch_ready(settings, celery)
-    except Exception as e:
-        log.warning("dispatch after task %s failed: %s", task_id, e)
+    # Claims keep each queue's window full; after a task only a finished stage (an assembly,
+    # or dependent jobs) can have made new work ready. Failures re-queue with a back-off
+    # that the sweeper's pass honours.
+    if outcome == "succeeded" and unblocks:
+        try:
+            dispatch_ready(settings, celery)
+        except Exception as e:
+            log.warning("dispatch after task %s failed: %s", task_id, e)
     log.info("task %s attempt %s: %s", task_id, ctx.attempt, outcome)
     return outcome
