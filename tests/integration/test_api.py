@@ -355,3 +355,59 @@ def test_schemathesis_finds_no_server_error(api: Api, checkpoint: str) -> None:
     )  # fmt: skip
     print(res.stdout[-4000:])
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
+
+
+def test_cli_drives_a_remote_farm_through_the_api(
+    farm: Farm, api: Api, checkpoint: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "remote.yaml"
+    spec.write_text(
+        "kind: render\nname: remote-shot\ncheckpoint: job:api-vae\nframes: 1-12\n"
+        "chunk_size: 6\nwidth: 64\nheight: 64\n"
+    )
+    # No database or broker settings at all: only the API's address and a token.
+    env = {k: v for k, v in child_env(farm.settings).items() if not k.startswith("FARM_")}
+    env.update(FARM_API_URL=api.url, FARM_API_TOKEN=api.rw, FARM_DATA_DIR=str(tmp_path / "d"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "farm", *args], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    done = cli("submit", str(spec), "--wait")
+    assert done.returncode == 0, done.stderr
+    job_id = int(done.stdout.split()[0])
+    status = cli("status", "remote-shot", "--json")
+    assert json.loads(status.stdout)["id"] == job_id
+    assert json.loads(status.stdout)["submitter"] == "pipeline"
+    refused = cli("cancel", str(job_id))
+    assert refused.returncode == 4 and "cannot cancel" in refused.stderr
+    assert not (tmp_path / "d").exists()  # no embedded servers were started
+
+
+def test_pooled_job_runs_only_on_its_pool_and_waits_for_several_jobs(
+    farm: Farm, api: Api, checkpoint: str
+) -> None:
+    with api.client() as c:
+        a = c.submit(shot("dep-a"))
+        b = c.submit(shot("dep-b"))
+        pooled = c.submit(shot("pooled", pool="a100", after=["dep-a", "dep-b"]))
+        c.wait(a["id"], timeout_s=60, poll_s=0.2)
+        c.wait(b["id"], timeout_s=60, poll_s=0.2)
+        time.sleep(2)  # the default worker does not consume gpu.a100
+        assert c.job(pooled["id"])["state"] == "queued"
+        worker = farm.start_worker(queues="gpu.a100,cpu")
+        try:
+            done = c.wait(pooled["id"], timeout_s=120, poll_s=0.3)
+        finally:
+            farm.stop(worker)
+    assert done["state"] == "succeeded"
+    chunk_workers = {t["worker"] for t in done["task_list"] if t["kind"] == "render_chunk"}
+    assert len(chunk_workers) == 1
+
+
+def test_flower_refuses_to_start_without_credentials(farm: Farm) -> None:
+    env = {k: v for k, v in child_env(farm.settings).items() if k != "FARM_FLOWER_BASIC_AUTH"}
+    res = subprocess.run([sys.executable, "-m", "farm", "flower"], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode != 0
+    assert "FARM_FLOWER_BASIC_AUTH" in res.stderr
