@@ -52,6 +52,12 @@ class ModelFamily:
     config_cls: type
     train: Callable[..., Any] | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # For a plugin to run as farm jobs without editing the farm: ``farm_trainer(job)`` gets the
+    # farm's TrainJob (data set, progress, stop checks) and returns a Trained; ``decoder(model,
+    # z, class_weights, width, height, batch_size, device)`` yields uint8 frame batches for
+    # the latent_walk mode. The built-ins' own are in workers/trainers and workers/modes.
+    farm_trainer: Callable[[Any], Any] | None = None
+    decoder: Callable[..., Any] | None = None
 
 
 FAMILIES: dict[str, ModelFamily] = {

@@ -41,7 +41,9 @@ class RenderJob:
         return int(self.meta["config"]["latent_dim"])
 
     def require(self, *families: str) -> None:
-        if self.family not in families:
+        if self.family not in families and not (
+            "vae" in families and plugin_decoder(self.family) is not None
+        ):
             mode = self.spec.get("mode", "latent_walk")
             raise PermanentError(
                 f"mode {mode!r} needs a {' or '.join(families)} checkpoint, not {self.family!r}"
@@ -52,7 +54,10 @@ class RenderJob:
         w, h, b = self.spec["width"], self.spec["height"], self.spec["batch_size"]
         if self.num_classes == 0:
             weights = None
-        return DECODERS[self.family](self.model, z, weights, w, h, b, self.device)
+        decoder = DECODERS.get(self.family) or plugin_decoder(self.family)
+        if decoder is None:
+            raise PermanentError(f"model family {self.family!r} has no frame decoder")
+        return decoder(self.model, z, weights, w, h, b, self.device)
 
 
 Decoder = Callable[
@@ -73,3 +78,13 @@ DECODERS: dict[str, Decoder] = {
 }
 
 Mode = Callable[[RenderJob, Sequence[int]], Iterator[np.ndarray]]
+
+
+def plugin_decoder(family: str) -> Decoder | None:
+    """A plugin family's decoder (its latents render like a VAE's through latent_walk)."""
+    from workers.models import PluginError, UnknownModelFamily, get_family
+
+    try:
+        return get_family(family).decoder
+    except (UnknownModelFamily, PluginError):
+        return None

@@ -12,15 +12,25 @@ from farm.errors import TaskLost
 from farm.outputs import confine
 from workers.checkpoint import sha256_file
 from workers.device import device
+from workers.models import PluginError, UnknownModelFamily, get_family
 from workers.models.vae import TrainingStopped
 from workers.runner import Output, PermanentError, Result, TaskContext
-from workers.trainers import TRAINERS, TrainJob
+from workers.trainers import TRAINERS, Trainer, TrainJob
+
+
+def plugin_trainer(family: str) -> Trainer | None:
+    """A plugin family's farm trainer, loaded through the ``farm.models`` entry points."""
+    try:
+        found = get_family(family)
+    except (UnknownModelFamily, PluginError) as e:
+        raise PermanentError(str(e)) from e
+    return found.farm_trainer
 
 
 def run(ctx: TaskContext) -> Result:
     spec = ctx.spec
     family = str(spec.get("model", "vae"))
-    trainer = TRAINERS.get(family)
+    trainer = TRAINERS.get(family) or plugin_trainer(family)
     if trainer is None:
         known = ", ".join(sorted(TRAINERS))
         raise PermanentError(f"no farm trainer for model family {family!r} (have {known})")
