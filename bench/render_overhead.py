@@ -7,6 +7,7 @@ the same ffmpeg pipe; no queue, no database). Both sides are warmed up first. Pr
 times and their ratio (target: farm / bare <= 1.10).
 
     python bench/render_overhead.py [--frames 1000] [--chunk-size 1000] [--repeats 3]
+                                    [--size 64] [--workers 1]
 
 Uses FARM_DATABASE_URL / FARM_BROKER_URL when set, else the embedded servers.
 """
@@ -78,12 +79,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=1, help="farm worker processes")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="farm-bench-"))
     settings = Settings(output_root=root / "out", data_dir=root / "data")
     with services(settings) as s:
         celery = make_celery(s)
-        worker = start_worker_process(s, log_file=root / "worker.log")
+        workers = [
+            start_worker_process(s, log_file=root / f"worker-{i}.log") for i in range(args.workers)
+        ]
         try:
             train = submit(
                 s, celery, parse_spec({"kind": "train", "name": "bench-vae", "epochs": 3})
@@ -91,7 +95,8 @@ def main() -> None:
             if wait_for_job(s, train.job_id, timeout_s=600)["state"] != "succeeded":
                 raise SystemExit("training the benchmark checkpoint failed")
             ckpt = s.output_root_abs() / "checkpoints" / "bench-vae.safetensors"
-            farm_render(s, celery, 50, 50, args.size, args.batch, -1)  # warm the worker
+            warm_chunk = max(1, 50 // args.workers)  # one chunk for each worker to warm up
+            farm_render(s, celery, 50, warm_chunk, args.size, args.batch, -1)
             bare_render(ckpt, 50, root / "warm.mp4", args.size, args.batch)
             farm_t, bare_t = [], []
             for i in range(args.repeats):  # interleaved, so drift hits both sides alike
@@ -102,11 +107,12 @@ def main() -> None:
                 bare_t.append(bare_render(ckpt, args.frames, out, args.size, args.batch))
                 assert count_frames(out, ffmpeg=ffmpeg_binary())[0] == args.frames
         finally:
-            stop_process(worker)
+            for w in workers:
+                stop_process(w)
     f, b = statistics.median(farm_t), statistics.median(bare_t)
     print(
         f"frames={args.frames} size={args.size}x{args.size} "
-        f"chunk_size={args.chunk_size} repeats={args.repeats}"
+        f"chunk_size={args.chunk_size} workers={args.workers} repeats={args.repeats}"
     )
     print(f"farm  median {f:.3f}s  runs {[round(x, 3) for x in farm_t]}")
     print(f"bare  median {b:.3f}s  runs {[round(x, 3) for x in bare_t]}")
