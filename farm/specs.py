@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,6 +40,7 @@ WebhookEvent = Literal["started", "succeeded", "failed", "canceled"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("started", "succeeded", "failed", "canceled")
 Tag = Annotated[str, Field(pattern=NAME_PATTERN)]
 MAX_ID = 2**62
+MAX_CHUNKS = 10_000
 JobIdRef = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
@@ -238,6 +240,21 @@ class RenderSpec(_Spec):
     )
     chunk_size: int = Field(default=50, ge=1, le=100_000)
     fps: float = Field(default=24.0, gt=0, le=240)
+
+    @field_validator("chunk_size")
+    @classmethod
+    def _bounded_plan(cls, v: int, info: ValidationInfo) -> int:
+        # A job is one transaction of tasks: a million one-frame chunks would be a DoS.
+        frames = info.data.get("frames")
+        if isinstance(frames, str):
+            try:
+                chunks = -(-len(parse_frames(frames)) // v)
+            except FrameRangeError:
+                return v
+            if chunks > MAX_CHUNKS:
+                raise ValueError(f"makes {chunks} chunks; a job may have at most {MAX_CHUNKS}")
+        return v
+
     width: int = Field(default=256, ge=16, le=4096)
     height: int = Field(default=256, ge=16, le=4096)
     keyframes: list[Keyframe] = Field(

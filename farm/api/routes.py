@@ -31,6 +31,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(responses=ERRORS)
 Reader = Annotated[Principal, Depends(principal)]
 Writer = Annotated[Principal, Depends(writer)]
+MEDIA_TYPES = {
+    ".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
+    ".mkv": "video/x-matroska", ".gif": "image/gif", ".png": "image/png",
+}  # fmt: skip
+CONTENT = sorted({*MEDIA_TYPES.values(), "application/octet-stream"})
 SPEC_EXAMPLE = {
     "kind": "render", "name": "sh010", "checkpoint": "job:vae-digits", "frames": "1001-1100",
     "chunk_size": 25, "width": 256, "height": 256, "keyframes": [3, 8, 0], "tags": ["seq01"],
@@ -191,7 +196,10 @@ def list_artifacts(request: Request, _: Reader, job_id: int) -> list[dict[str, A
 @router.get(
     "/artifacts/{artifact_id}/content",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "range"}},
+    responses={
+        200: {"content": {m: {} for m in CONTENT}},
+        206: {"description": "the requested byte range", "content": {m: {} for m in CONTENT}},
+    },
     tags=["artifacts"],
 )
 def download(request: Request, _: Reader, artifact_id: int) -> FileResponse:
@@ -210,7 +218,7 @@ def download(request: Request, _: Reader, artifact_id: int) -> FileResponse:
         raise JobNotFound(f"artifact {artifact_id}") from None
     if not Path(path).is_file():
         raise JobNotFound(f"artifact {artifact_id} (file gone)")
-    media = "video/mp4" if path.suffix == ".mp4" else "application/octet-stream"
+    media = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return FileResponse(path, media_type=media, filename=path.name)
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,17 @@ from farm.embedded import EmbeddedServers
 from tests.integration.harness import Farm, fresh_database, make_settings
 
 _index = itertools.count(1)
+
+
+@contextmanager
+def private_dir(prefix: str) -> Iterator[Path]:
+    """A data directory for servers outside pytest's temporary root: the embedded PostgreSQL
+    runs as another user, and pytest resets its root to mode 0700 whenever a session starts."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +47,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
             os.environ.get("FARM_TEST_BROKER_URL", "redis://127.0.0.1:6379/0"),
         )
         return
-    with EmbeddedServers(tmp_path_factory.mktemp("embedded")) as emb:
+    with private_dir("farm-test-embedded-") as data, EmbeddedServers(data) as emb:
         yield emb.database_url, emb.broker_url
 
 

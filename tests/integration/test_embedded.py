@@ -9,9 +9,15 @@ import pytest
 import redis
 
 from farm.embedded import EmbeddedServers, read_runtime
+from tests.integration.conftest import private_dir
 
 
-def test_embedded_servers_start_serve_and_stop(tmp_path: Path) -> None:
+def test_embedded_servers_start_serve_and_stop() -> None:
+    with private_dir("farm-test-embedded-unit-") as tmp_path:
+        _start_serve_and_stop(tmp_path)
+
+
+def _start_serve_and_stop(tmp_path: Path) -> None:
     with EmbeddedServers(tmp_path / "farm") as servers:
         servers.write_runtime()
         assert read_runtime(tmp_path / "farm") == {

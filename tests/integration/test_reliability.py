@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from farm.embedded import EmbeddedServers, redis_server_binary
 from farm.models import Artifact, Event, Task
+from tests.integration.conftest import private_dir
 from tests.integration.harness import Farm, make_settings
 from workers.encode import count_frames, ffmpeg_binary
 
@@ -55,7 +56,7 @@ class OwnServers(EmbeddedServers):
 @pytest.fixture(scope="module")
 def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OwnServers, Farm]]:
     root = tmp_path_factory.mktemp("reliability")
-    with OwnServers(root / "servers") as servers:
+    with private_dir("farm-test-reliability-") as data, OwnServers(data) as servers:
         farm = Farm(make_settings(servers.database_url, servers.broker_url, root), root)
         farm.start_worker()
         farm.start_sweeper()
