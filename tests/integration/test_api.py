@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from farm.client import FarmAPIError, FarmClient
+from farm.config import Settings
 from farm.runtime import child_env
 from farm.tokens import create
 from farm.webhooks import SIGNATURE_HEADER, verify
-from tests.integration.harness import Farm
+from tests.integration.harness import Farm, fresh_database, make_settings
 
 SECRET = "test-webhook-secret"
 CHECKS = (
@@ -45,28 +47,32 @@ class Api:
         return FarmClient(self.url, {"rw": self.rw, "ro": self.ro}.get(token or "", token))
 
 
-@pytest.fixture(scope="module")
-def api(farm: Farm) -> Iterator[Api]:
+def spawn_api(settings: Settings, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """``farm api`` as a real server process; returns its URL once /health answers."""
     port = _port()
-    farm.settings = farm.settings.model_copy(update={"webhook_secret": SECRET})
-    env = child_env(farm.settings)
-    env["FARM_WEBHOOK_SECRET"] = SECRET
-    log = (farm.log_dir / "api.log").open("wb")
+    env = child_env(settings)
     proc = subprocess.Popen(
         [sys.executable, "-m", "farm", "api", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
+                return url, proc
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("API did not start:\n" + farm.logs())
+            proc.kill()
+            raise RuntimeError("API did not start:\n" + log.read_text(errors="replace"))
         time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def api(farm: Farm) -> Iterator[Api]:
+    farm.settings = farm.settings.model_copy(update={"webhook_secret": SECRET})
+    url, proc = spawn_api(farm.settings, farm.log_dir / "api.log")
     # The sweeper delivers webhooks: restart it knowing the secret.
     for p in [p for p in farm.procs if "sweep" in str(p.args)]:
         farm.stop(p)
@@ -342,7 +348,29 @@ def test_batch_with_an_invalid_row_is_refused_whole(farm: Farm, api: Api, tmp_pa
         assert c.list_jobs(name="ok1")["items"] == []
 
 
-def test_schemathesis_finds_no_server_error(api: Api, checkpoint: str) -> None:
+@pytest.fixture(scope="module")
+def fuzz_api(servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """An API on its own database and broker index with no workers: fuzzed jobs (a million
+    frames at 4096x4096, say) are recorded and refused or queued, never run on the shared farm."""
+    root = tmp_path_factory.mktemp("fuzz")
+    broker = servers[1].rsplit("/", 1)[0] + "/0"
+    redis.Redis.from_url(broker).flushdb()
+    with fresh_database(servers[0]) as db:
+        settings = make_settings(db, broker, root)
+        ckpt = settings.output_root_abs() / "fuzz.safetensors"
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        ckpt.write_bytes(b"not a real checkpoint: nothing runs here")
+        url, proc = spawn_api(settings, root / "api.log")
+        try:
+            yield Api(url, create(settings, "fuzzer"), create(settings, "ro", read_only=True))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            redis.Redis.from_url(broker).flushdb()
+
+
+def test_schemathesis_finds_no_server_error(fuzz_api: Api) -> None:
+    api = fuzz_api
     res = subprocess.run(
         [
             sys.executable, "-m", "schemathesis.cli", "run", f"{api.url}/openapi.json",
