@@ -168,7 +168,15 @@ def test_bad_data_and_corrupt_checkpoints_fail_at_once(farm: Farm, trained: dict
     for job_id, words in ((bad_data, "no images"), (bad_ckpt, "corrupted")):
         assert farm.wait(job_id, timeout_s=60)["state"] == "failed"
         with farm.session() as s:
-            task = s.execute(select(Task).where(Task.job_id == job_id)).scalars().first()
+            task = (
+                s.execute(
+                    select(Task)
+                    .where(Task.job_id == job_id, Task.state == "failed")
+                    .order_by(Task.id)
+                )
+                .scalars()
+                .first()
+            )
             assert task is not None and task.attempts == 1
         assert any(words in str(e.get("message")) for e in farm.detail(job_id)["events"]), words
     run_ok(farm, render("after-corrupt", "job:gan-t", frames="1-4"))  # the worker lives on
