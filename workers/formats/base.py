@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,7 +53,7 @@ _BT709 = [
 ]
 
 
-class OutputFormat:
+class OutputFormat(ABC):
     """The interface every output format implements; subclasses set the class attributes.
 
     ``options`` is the ``output`` section of a render spec minus the format name: ``path``
@@ -103,6 +104,7 @@ class OutputFormat:
     def muxer_for(self, path: Path) -> str:
         return self.containers.get(Path(path).suffix.lower(), self.container)
 
+    @abstractmethod
     def open_segment(
         self,
         path: Path,
@@ -115,8 +117,9 @@ class OutputFormat:
         *,
         ffmpeg: str,
     ) -> PipeWriter:
-        raise NotImplementedError
+        """Each format module implements this."""
 
+    @abstractmethod
     def assemble(
         self,
         segments: Sequence[Path],
@@ -129,7 +132,7 @@ class OutputFormat:
         frame_numbers: Sequence[int] | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> Path:
-        raise NotImplementedError
+        """Each format module implements this."""
 
     def describe(
         self, path: Path, *, ffmpeg: str, counted: tuple[int, float] | None = None
@@ -163,10 +166,11 @@ class VideoFormat(OutputFormat):
     pix_fmt: ClassVar[str] = "yuv420p"
     color_tags: ClassVar[bool] = True
 
+    @abstractmethod
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]
     ) -> list[str]:
-        raise NotImplementedError
+        """Each format module implements this."""
 
     def output_args(
         self,
