@@ -428,8 +428,13 @@ def gan_walk(
         return z, one_hot_weights([classes[0]] * len(positions), num_classes)
     if len(classes) != len(seeds):
         raise ValueError(f"give one class or one per seed ({len(seeds)}), got {len(classes)}")
-    key_w = one_hot_weights(list(classes), num_classes)  # (K, C)
-    k = len(seeds)
+    return z, class_walk(list(classes), positions, total, num_classes)
+
+
+def class_walk(classes: list[int], positions: Sequence[int], total: int, n: int) -> torch.Tensor:
+    """Class weights ``(P, n)`` eased between the keyframes' classes like the latents."""
+    key_w = one_hot_weights(classes, n)  # (K, C)
+    k = len(classes)
     rows = []
     for p in positions:
         if total == 1 or k == 1:
@@ -439,7 +444,7 @@ def gan_walk(
         seg = min(int(t), k - 2)
         w = float(ease(torch.tensor(t - seg, dtype=torch.float32)))
         rows.append((1.0 - w) * key_w[seg] + w * key_w[seg + 1])
-    return z, torch.stack(rows) if rows else key_w.new_empty((0, num_classes))
+    return torch.stack(rows) if rows else key_w.new_empty((0, n))
 
 
 def sample_grid(images: np.ndarray, cols: int, *, pad: int = 1, fill: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from workers.modes.base import RenderJob
-from workers.render import ease, one_hot_weights, seed_keys, walk_latents
+from workers.render import class_walk, seed_keys, walk_latents
 from workers.runner import PermanentError
 
 
@@ -43,22 +43,6 @@ def keys_and_classes(job: RenderJob) -> tuple[torch.Tensor, list[int]]:
         rows.append(z)
         classes.append(current)
     return torch.stack(rows), classes
-
-
-def class_walk(classes: list[int], positions: Sequence[int], total: int, n: int) -> torch.Tensor:
-    """Class weights ``(P, n)`` eased between the keyframes' classes like the latents."""
-    key_w = one_hot_weights(classes, n)
-    k = len(classes)
-    rows = []
-    for p in positions:
-        if total == 1 or k == 1:
-            rows.append(key_w[0])
-            continue
-        t = p * (k - 1) / (total - 1)
-        seg = min(int(t), k - 2)
-        w = float(ease(torch.tensor(t - seg, dtype=torch.float32)))
-        rows.append((1.0 - w) * key_w[seg] + w * key_w[seg + 1])
-    return torch.stack(rows) if rows else key_w.new_empty((0, n))
 
 
 def render(job: RenderJob, positions: Sequence[int]) -> Iterator[np.ndarray]:
