@@ -9,7 +9,7 @@ One run, one Redis broker, two worker processes each side (prefork, concurrency 
   once: throughput) and *windowed* (at most as many tasks outstanding as the farm allows
   itself, ``2 * workers + FARM_DISPATCH_AHEAD``: a round trip comparable with the farm's,
   which otherwise would be mostly time spent waiting behind the burst).
-- **farm**: one job and N ``render_chunk`` tasks inserted into the farm's tables in one
+- **farm**: ``--jobs`` jobs sharing N ``render_chunk`` tasks inserted into the farm's tables in one
   transaction, then ``farm.dispatch.dispatch_ready`` as submission does. The two workers are
   real farm workers (``workers.main.run_worker``) in which only ``workers.runner.stage_for``
   is replaced by a no-op stage returning ``Result()``; the dispatch window, claim, heartbeat
@@ -22,12 +22,11 @@ so work lost to an error is recovered within seconds; a measured farm run is cap
 what finished, the tasks the sweeper had to recover and the deadlocks in the logs.
 
 Prints the rows side by side and the ratios farm / bare (throughput, target >= 0.5; median
-round trip against the windowed bare run, target <= 2). ``--fix-job-lock`` adds a farm run
-whose processes lock the job row FOR NO KEY UPDATE instead of FOR UPDATE (the proposed fix of
-a deadlock, see ``apply_job_lock_fix``). ``--profile`` adds a farm run whose workers time the
-runner's steps, and prints where a task's time goes.
+round trip against the windowed bare run, target <= 2). ``--jobs`` spreads the farm's tasks
+over that many jobs (``--tasks 10000 --jobs 100`` is the fleet issue's drain). ``--profile``
+adds a farm run whose workers time the runner's steps, and prints where a task's time goes.
 
-    python bench/dispatch.py [--tasks 2000] [--fix-job-lock] [--profile] [--log-dir DIR]
+    python bench/dispatch.py [--tasks 2000] [--jobs 10] [--profile] [--log-dir DIR]
 
 Servers: ``FARM_BROKER_URL`` (the bench uses queue and key names of its own there and removes
 its keys afterwards), else an empty database index of the Redis on 127.0.0.1:6379;
@@ -38,7 +37,6 @@ creates a fresh database and drops it at the end (the named database is never wr
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import os
@@ -125,39 +123,20 @@ def worker_args(queue: str, name: str) -> list[str]:
 # --------------------------------------------------------------------------------- farm side
 
 
-def farm_worker(queue: str, name: str, profile_key: str | None, fix_job_lock: bool) -> None:
+def farm_worker(queue: str, name: str, profile_key: str | None) -> None:
     """Worker entry: a real farm worker whose stages do nothing (this process only)."""
     import workers.runner as runner
     from workers.main import run_worker
 
     runner.stage_for = lambda kind: lambda ctx: runner.Result()
-    if fix_job_lock:
-        apply_job_lock_fix()
     settings = Settings()
     if profile_key:
         instrument(settings, profile_key)
     run_worker(settings, queues=queue, concurrency=1, name=name)
 
 
-def apply_job_lock_fix() -> None:
-    """The proposed one-line fix, in this process only: the job row is locked FOR NO KEY
-    UPDATE instead of FOR UPDATE. Inserting the transition's event takes a FOR KEY SHARE lock
-    on the job row (the foreign key); two transitions of one job that both hold it and then
-    both ask FOR UPDATE deadlock, while FOR NO KEY UPDATE does not conflict with KEY SHARE."""
-    import farm.lifecycle as lifecycle
-
-    source = inspect.getsource(lifecycle.refresh_job_state)
-    old = "select(Job).where(Job.id == job_id).with_for_update()"
-    if source.count(old) != 1:
-        raise SystemExit("--fix-job-lock: farm.lifecycle.refresh_job_state has changed")
-    namespace = dict(vars(lifecycle))
-    exec(source.replace(old, old[:-1] + "key_share=True)"), namespace)
-    lifecycle.refresh_job_state = namespace["refresh_job_state"]
-
-
 def instrument(settings: Settings, key: str) -> None:
     """Time the runner's steps; one JSON record per task into a Redis list."""
-    import farm.lifecycle as lifecycle
     import workers.runner as runner
     import workers.tasks as tasks
 
@@ -175,8 +154,8 @@ def instrument(settings: Settings, key: str) -> None:
 
     runner.claim = timed("claim", runner.claim)
     runner.complete = timed("complete", runner.complete)
-    runner.dispatch_ready = timed("dispatch_ready x2", runner.dispatch_ready)
-    lifecycle.refresh_job_state = timed("  of which job state", lifecycle.refresh_job_state)
+    runner.send_all = timed("send", runner.send_all)
+    runner.record = timed("  of which record", runner.record)
     execute = tasks.execute
     clients: dict[int, redis.Redis] = {}
 
@@ -195,22 +174,33 @@ def instrument(settings: Settings, key: str) -> None:
     tasks.execute = timed_execute
 
 
-def insert_job(settings: Settings, queue: str, n: int, label: str) -> tuple[int, float]:
-    """One job and n queued render_chunk tasks in one transaction; returns (job, t0)."""
+def insert_jobs(
+    settings: Settings, queue: str, n: int, jobs: int, label: str
+) -> tuple[list[int], float]:
+    """``jobs`` jobs sharing n queued render_chunk tasks, as submission records them (ready,
+    counted), in one transaction; returns (job ids, t0)."""
+    per_job = [n // jobs + (1 if j < n % jobs else 0) for j in range(jobs)]
     with session_scope(settings) as s:
         t0 = s.execute(text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one()
-        job_id = s.execute(
-            insert(Job)
-            .values(
-                name=f"bench-{label}",
-                kind="render",
-                state=JobState.QUEUED,
-                spec={"kind": "render", "name": f"bench-{label}", "bench": "no-op"},
-                priority=50,
-                pool=queue.partition(".")[2] or None,
+        job_ids = (
+            s.execute(
+                insert(Job).returning(Job.id),
+                [
+                    {
+                        "name": f"bench-{label}-{j}",
+                        "kind": "render",
+                        "state": JobState.QUEUED,
+                        "spec": {"kind": "render", "name": f"bench-{label}-{j}", "bench": "no-op"},
+                        "priority": 50,
+                        "pool": queue.partition(".")[2] or None,
+                        "tasks_queued": count,
+                    }
+                    for j, count in enumerate(per_job)
+                ],
             )
-            .returning(Job.id)
-        ).scalar_one()
+            .scalars()
+            .all()
+        )
         s.execute(
             insert(Task),
             [
@@ -227,11 +217,14 @@ def insert_job(settings: Settings, queue: str, n: int, label: str) -> tuple[int,
                     "attempts": 0,
                     "max_attempts": settings.max_attempts,
                     "sends": 0,
+                    "ready": True,
+                    "priority": 50,
                 }
-                for i in range(n)
+                for job_id, count in zip(job_ids, per_job, strict=True)
+                for i in range(count)
             ],
         )
-    return job_id, float(t0)
+    return list(job_ids), float(t0)
 
 
 @dataclass
@@ -261,24 +254,24 @@ class Row:
 
 
 def run_farm(
-    settings: Settings, celery: Celery, queue: str, n: int, label: str, cap_s: float
+    settings: Settings, celery: Celery, queue: str, n: int, jobs: int, label: str, cap_s: float
 ) -> Row:
     """Submit n no-op tasks and wait until all succeed, for at most ``cap_s``, or until none
     has finished for STALL_S; a run cut short has its job paused (no leftover is sent again)
     and counts what finished."""
     from farm.dispatch import dispatch_ready
 
-    job_id, t0 = insert_job(settings, queue, n, label)
+    job_ids, t0 = insert_jobs(settings, queue, n, jobs, label)
     dispatch_ready(settings, celery)  # what submission does after its commit
     finished = text(
-        "SELECT count(*) FROM tasks WHERE job_id = :j AND state IN ('succeeded', 'failed')"
+        "SELECT count(*) FROM tasks WHERE job_id = ANY(:j) AND state IN ('succeeded', 'failed')"
     )
     deadline = time.monotonic() + cap_s
     last, last_change = -1, time.monotonic()
     stalled = ""
     while True:
         with session_scope(settings) as s:
-            done = s.execute(finished, {"j": job_id}).scalar_one()
+            done = s.execute(finished, {"j": job_ids}).scalar_one()
         now = time.monotonic()
         if done >= n:
             break
@@ -286,14 +279,14 @@ def run_farm(
             last, last_change = done, now
         if now - last_change > STALL_S or now > deadline:
             with session_scope(settings) as s:
-                s.execute(text("UPDATE jobs SET paused = true WHERE id = :j"), {"j": job_id})
+                s.execute(text("UPDATE jobs SET paused = true WHERE id = ANY(:j)"), {"j": job_ids})
                 stuck = s.execute(
                     text(
                         "SELECT state, sent_at IS NOT NULL AS sent, sends, attempts, count(*)"
-                        " FROM tasks WHERE job_id = :j AND state <> 'succeeded'"
+                        " FROM tasks WHERE job_id = ANY(:j) AND state <> 'succeeded'"
                         " GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 6"
                     ),
-                    {"j": job_id},
+                    {"j": job_ids},
                 ).all()
             why = (
                 f"cut at the {cap_s:.0f}s cap"
@@ -311,17 +304,17 @@ def run_farm(
             text(
                 "SELECT extract(epoch FROM t.sent_at), extract(epoch FROM e.at) FROM tasks t"
                 " JOIN events e ON e.task_id = t.id AND e.to_state = 'succeeded'"
-                " WHERE t.job_id = :j"
+                " WHERE t.job_id = ANY(:j)"
             ),
-            {"j": job_id},
+            {"j": job_ids},
         ).all()
         failed, resent, reclaimed = s.execute(
             text(
                 "SELECT count(*) FILTER (WHERE state = 'failed'),"
                 " count(*) FILTER (WHERE sends > 1), count(*) FILTER (WHERE attempts > 1)"
-                " FROM tasks WHERE job_id = :j"
+                " FROM tasks WHERE job_id = ANY(:j)"
             ),
-            {"j": job_id},
+            {"j": job_ids},
         ).one()
     if failed:
         raise SystemExit(f"farm run {label}: {failed} tasks failed")
@@ -508,7 +501,7 @@ def print_profile(r: redis.Redis, key: str, farm: Row) -> None:
     records = [json.loads(x) for x in r.lrange(key, 0, -1)]
     if not records:
         return
-    labels = ["execute", "claim", "complete", "dispatch_ready x2", "  of which job state"]
+    labels = ["execute", "claim", "complete", "  of which record", "send"]
     per_task_s = WORKERS / farm.rate
     print(
         f"\nwhere a farm task's time goes ({len(records)} tasks; per worker process "
@@ -528,11 +521,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=int, default=2000, help="tasks per measured run")
     ap.add_argument("--warmup", type=int, default=40, help="tasks per warm-up run")
-    ap.add_argument(
-        "--fix-job-lock",
-        action="store_true",
-        help="add a farm run with the proposed job-lock fix applied in the bench's processes",
-    )
+    ap.add_argument("--jobs", type=int, default=10, help="jobs the measured farm run's tasks share")
     ap.add_argument("--profile", action="store_true", help="time the runner's steps (extra run)")
     ap.add_argument("--log-dir", type=Path, help="keep the workers' logs here")
     ap.add_argument(
@@ -548,7 +537,7 @@ def main() -> None:
         bare_worker(a.broker, a.queue, a.name)
         return
     if a.role == "farm-worker":
-        farm_worker(a.queue, a.name, a.profile_key, a.fix_job_lock)
+        farm_worker(a.queue, a.name, a.profile_key)
         return
     run(a)
 
@@ -616,23 +605,24 @@ def run(a: argparse.Namespace) -> None:
 
         seen_in_sweeper = [0]
 
-        def farm_run(tag: str, fixed: bool, profile_key: str | None = None) -> Row:
+        def farm_run(tag: str, profile_key: str | None = None) -> Row:
             queue = f"gpu.bench{run_id}{tag}"  # a pool queue: the farm's routing, our own name
             names = [f"farm{i}-{tag}-{run_id}@bench" for i in range(WORKERS)]
             logs = []
             for i, name in enumerate(names):
                 args = ["--role", "farm-worker", "--queue", queue, "--name", name]
-                args += ["--fix-job-lock"] if fixed else []
                 args += ["--profile-key", profile_key] if profile_key else []
                 procs.start(args, env, f"farm{i}-{tag}")
                 logs.append(log_dir / f"farm{i}-{tag}.log")
             procs.wait_ready(celery, names)
-            run_farm(settings, celery, queue, a.warmup, f"warmup-{tag}-{run_id}", 30)
+            run_farm(settings, celery, queue, a.warmup, 1, f"warmup-{tag}-{run_id}", 30)
             if profile_key:
                 r.delete(profile_key)
-            row = run_farm(settings, celery, queue, a.tasks, f"{tag}-{run_id}", a.farm_cap_s)
+            row = run_farm(
+                settings, celery, queue, a.tasks, a.jobs, f"{tag}-{run_id}", a.farm_cap_s
+            )
             procs.stop()
-            row.label = "farm" + (" (job lock fixed)" if fixed else "")
+            row.label = f"farm ({a.jobs} jobs)"
             # deadlocks of the measured run and its warm-up alike: evidence, not a count per run
             # this run's and its warm-up's, in the workers' and the sweeper's logs
             marker = "psycopg.errors.DeadlockDetected: deadlock detected"
@@ -642,14 +632,11 @@ def run(a: argparse.Namespace) -> None:
             seen_in_sweeper[0] = sweeps.count(marker)
             return row
 
-        rows.append(farm_run("real", fixed=False))
-        if a.fix_job_lock:
-            rows.append(farm_run("fixed", fixed=True))
-            apply_job_lock_fix()  # the sweeper in this process, for the profiled run
+        rows.append(farm_run("real"))
         report(rows, burst, windowed)
         if a.profile:
             profile_key = f"bench:{run_id}:profile"
-            profiled = farm_run("profiled", fixed=a.fix_job_lock, profile_key=profile_key)
+            profiled = farm_run("profiled", profile_key=profile_key)
             print(f"\nprofiled run ({profiled.label}): {profiled.rate:.1f} tasks/s")
             print_profile(r, profile_key, profiled)
             r.delete(profile_key)

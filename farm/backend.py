@@ -19,6 +19,8 @@ class Backend(Protocol):
     def job(self, ref: str) -> dict[str, Any]: ...
     def jobs(self, limit: int) -> list[dict[str, Any]]: ...
     def control(self, verb: str, ref: str, *args: Any) -> dict[str, Any]: ...
+    def workers(self, include_stopped: bool) -> list[dict[str, Any]]: ...
+    def drain(self, name: str, draining: bool) -> None: ...
     def flush(self) -> None: ...
 
 
@@ -67,6 +69,16 @@ class LocalBackend:
         verbs[verb](self.settings, ref, *args)
         self.flush()
         return self.job(ref)
+
+    def workers(self, include_stopped: bool) -> list[dict[str, Any]]:
+        from farm.registry import list_workers
+
+        return list_workers(self.settings, include_stopped=include_stopped)
+
+    def drain(self, name: str, draining: bool) -> None:
+        from farm.registry import set_draining
+
+        set_draining(self.settings, name, draining)
 
     def flush(self) -> None:
         from farm.dispatch import dispatch_ready
@@ -121,6 +133,22 @@ class ApiBackend:
         if verb == "priority":
             return self._mapped(self.client.set_priority, job_id, *args)
         return self._mapped(getattr(self.client, verb), job_id)
+
+    def workers(self, include_stopped: bool) -> list[dict[str, Any]]:
+        from farm.client import FarmAPIError
+
+        try:
+            return self.client.workers(include_stopped=include_stopped)
+        except FarmAPIError as e:
+            raise FarmError(str(e)) from None
+
+    def drain(self, name: str, draining: bool) -> None:
+        from farm.client import FarmAPIError
+
+        try:
+            self.client.drain(name, draining=draining)
+        except FarmAPIError as e:
+            raise FarmError(e.message) from None
 
     def flush(self) -> None:
         return None

@@ -114,12 +114,20 @@ def worker(
     max_memory_mb: int | None = typer.Option(
         None, min=1, help="recycle the pool process once it holds this much memory"
     ),
+    drain: str | None = typer.Option(
+        None, metavar="NAME", help="drain a running worker (it finishes its task, takes no more)"
+    ),
+    undrain: str | None = typer.Option(None, metavar="NAME", help="let a drained worker work"),
 ) -> None:
     """Run a Celery worker: a real worker process whose prefork child runs the models.
 
     SIGTERM drains it: the running task finishes and no new one is taken. Recycling happens
-    between tasks, so the task a child was running is never lost.
+    between tasks, so the task a child was running is never lost. With --drain NAME (or
+    --undrain NAME) it starts nothing: it asks that worker, by its name in `farm workers`.
     """
+    if drain or undrain:
+        _drain(drain or undrain or "", draining=bool(drain))
+        return
     from farm.fleet import (
         check_output_root,
         choose_gpus,
@@ -171,6 +179,45 @@ def worker(
             s, queues=q, concurrency=concurrency, name=name or node_name(pool, None),
             max_tasks_per_child=max_tasks_per_child, max_memory_mb=max_memory_mb,
         )  # fmt: skip
+
+
+def _drain(name: str, *, draining: bool) -> None:
+    try:
+        with backend(Settings()) as be:
+            be.drain(name, draining)
+    except FarmError as e:
+        raise _fail(e) from None
+    if draining:
+        console.print(f"worker {name}: draining (it finishes its running task, then takes none)")
+    else:
+        console.print(f"worker {name}: taking work again")
+
+
+@app.command()
+def workers(
+    include_stopped: bool = typer.Option(False, "--all", help="also workers that stopped"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The worker registry: host, pool, GPU, state, running task, heartbeat, versions."""
+    try:
+        with backend(Settings()) as be:
+            rows = be.workers(include_stopped)
+    except FarmError as e:
+        raise _fail(e) from None
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("name", "state", "pool", "gpu", "task", "done/failed", "seen", "versions")
+    for w in rows:
+        task = f"{w['task_id']} (job {w['job_id']} {w['frames'] or ''})" if w["task_id"] else ""
+        v, gpu = w["versions"], "" if w["gpu"] is None else str(w["gpu"])
+        table.add_row(
+            w["name"], w["state"], w["pool"] or "default", gpu,
+            task.replace(" )", ")"), f"{w['tasks_succeeded']}/{w['tasks_failed']}",
+            f"{w['last_seen_s']:.0f}s ago",
+            f"farm {v.get('farm')} torch {v.get('torch')} py {v.get('python')}",
+        )  # fmt: skip
+    console.print(table)
 
 
 @app.command()
@@ -255,6 +302,11 @@ def _print_job(d: dict[str, Any]) -> None:
             _progress(t["progress"]), (t["error"] or "")[-60:],
         )  # fmt: skip
     console.print(tasks)
+    for f in d.get("worker_failures", []):
+        blocked = "blocked from this job" if f["blocked"] else "not blocked"
+        console.print(
+            f"worker {f['worker']}: {f['failures']} failed attempts, {blocked}", highlight=False
+        )
     for a in d["artifacts"]:
         console.print(f"{a['kind']}: {a['path']} ({a['size']} bytes, sha256 {a['sha256'][:12]})")
 

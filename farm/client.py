@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -75,6 +76,14 @@ class FarmClient:
 
     def set_priority(self, job_id: int, priority: int) -> dict[str, Any]:
         return dict(self._call("PATCH", f"/jobs/{job_id}", json={"priority": priority}))
+
+    def workers(self, *, include_stopped: bool = False) -> list[dict[str, Any]]:
+        params = {"include_stopped": "true"} if include_stopped else {}
+        return list(self._call("GET", "/workers", params=params))
+
+    def drain(self, name: str, *, draining: bool = True) -> dict[str, Any]:
+        verb = "drain" if draining else "undrain"
+        return dict(self._call("POST", f"/workers/{quote(name, safe='')}/{verb}"))
 
     def artifacts(self, job_id: int) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/jobs/{job_id}/artifacts"))

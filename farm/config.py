@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Messages per queue sent ahead of the busy workers. The database, not the broker, picks
     # what to send next, so a small window is what makes priorities hold exactly.
     dispatch_ahead: int = Field(default=2, ge=1)
+    # Failed attempts of one job's tasks after which a worker is blocked from that job
+    # (0: never block).
+    block_after: int = Field(default=2, ge=0)
     # How long a worker keeps retrying its bookkeeping writes through a database outage.
     db_retry_s: float = Field(default=120.0, ge=0)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from farm.config import Settings
 from farm.db import session_scope
 from farm.errors import JobStateError, SpecError
-from farm.lifecycle import refresh_job_state, transition
+from farm.lifecycle import transition
 from farm.models import Event, Task
 from farm.states import FINISHED_JOB, JobState, TaskState
 from farm.submit import find_job
@@ -27,7 +27,6 @@ def cancel(settings: Settings, ref: str) -> int:
         ).scalars()
         for task in tasks:
             transition(session, task, TaskState.CANCELED, message="canceled by operator")
-        refresh_job_state(session, job.id)
         return job.id
 
 
@@ -64,6 +63,7 @@ def set_priority(settings: Settings, ref: str, priority: int) -> int:
         if job.state in FINISHED_JOB:
             raise JobStateError(job.id, job.state.value, "reprioritize")
         job.priority = priority
+        session.execute(update(Task).where(Task.job_id == job.id).values(priority=priority))
         return job.id
 
 

@@ -11,6 +11,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from farm.config import Settings
 
+# A peer that vanished mid-transaction (a worker host cut off) must not hold its row locks
+# for the kernel's default two hours: the server drops a connection idle in a transaction,
+# and both ends probe idle TCP connections.
+SESSION_OPTIONS = (
+    "-c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=15"
+    " -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+)
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 _engines: dict[tuple[int, str], Engine] = {}
 
 
@@ -20,7 +33,13 @@ def get_engine(settings: Settings) -> Engine:
     key = (os.getpid(), url)
     engine = _engines.get(key)
     if engine is None:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            connect_args={"connect_timeout": 10, "options": SESSION_OPTIONS, **KEEPALIVES},
+        )
         _engines[key] = engine
     return engine
 

@@ -1,16 +1,20 @@
 """Sending ready tasks to the broker: the outbox side of "commit first, then send".
 
-A task is ready when it is queued and unsent, its back-off has passed, every task of the
-earlier stages of its job has succeeded, and every job it depends on has succeeded. Stage
-transitions are decided here, from the database, rather than by Celery chords.
+A task is ready when every earlier stage of its job and every job it waits for has
+succeeded: :mod:`farm.lifecycle` sets ``tasks.ready`` when that happens, so a pass here is a
+read of one partial index in send order (priority, then age), not a re-derivation. Stage
+transitions are decided from the database, never by Celery chords.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from celery import Celery
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, aliased
 
 from farm.celery_app import TASK_NAMES
@@ -19,62 +23,44 @@ from farm.db import session_scope
 from farm.lifecycle import transition
 from farm.models import Job, JobDependency, Task
 from farm.planner import describe
-from farm.states import JobState, TaskState
+from farm.states import JobState, TaskKind, TaskState
 
 log = logging.getLogger(__name__)
 _FAILED_DEPS = (JobState.FAILED, JobState.CANCELED)
+_UNMARK = text(
+    "UPDATE tasks SET sent_at = NULL WHERE id = ANY(:ids) AND state = 'queued'"
+    " AND sent_at IS NOT NULL"
+)
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# Queues that hold ready work, by a skip scan of ix_tasks_ready (one probe per queue).
+_READY_QUEUES = text(
+    "WITH RECURSIVE q(queue) AS ("
+    " (SELECT queue FROM tasks WHERE state = 'queued' AND sent_at IS NULL AND ready"
+    " ORDER BY queue LIMIT 1)"
+    " UNION ALL SELECT (SELECT t.queue FROM tasks t WHERE t.state = 'queued'"
+    " AND t.sent_at IS NULL AND t.ready AND t.queue > q.queue ORDER BY t.queue LIMIT 1)"
+    " FROM q WHERE q.queue IS NOT NULL)"
+    " SELECT queue FROM q WHERE queue IS NOT NULL"
+)
 
 
-def ready_tasks_query(queue: str, limit: int) -> Select[Task, str]:
-    earlier = aliased(Task)
-    dep_job = aliased(Job)
-    blocked_by_stage = exists().where(
-        earlier.job_id == Task.job_id,
-        earlier.stage < Task.stage,
-        earlier.state != TaskState.SUCCEEDED,
-    )
-    blocked_by_job = exists().where(
-        JobDependency.job_id == Task.job_id,
-        dep_job.id == JobDependency.depends_on_id,
-        dep_job.state != JobState.SUCCEEDED,
-    )
-    return (
-        select(Task, Job.name)
-        .join(Job, Job.id == Task.job_id)
-        .where(
-            Task.queue == queue,
-            Task.state == TaskState.QUEUED,
-            Task.sent_at.is_(None),
-            Job.paused.is_(False),
-            or_(Task.not_before.is_(None), Task.not_before <= func.now()),
-            ~blocked_by_stage,
-            ~blocked_by_job,
-        )
-        .order_by(Job.priority.desc(), Task.id)
-        .limit(limit)
-        .with_for_update(of=Task, skip_locked=True)
-    )
-
-
-def send_budget(running: int, in_flight: int, ahead: int) -> int:
-    """How many more messages a queue may get: enough for every busy worker to find its next
-    task waiting, plus ``ahead``; never a backlog that would outrank later, higher priorities."""
-    return max(0, running + ahead - in_flight)
-
-
-def queue_loads(session: Session) -> dict[str, tuple[int, int, int]]:
-    """Per queue with unsent queued work: (running, sent-but-unclaimed, unsent)."""
-    rows = session.execute(
-        select(
-            Task.queue,
-            func.count().filter(Task.state == TaskState.RUNNING),
-            func.count().filter(Task.state == TaskState.QUEUED, Task.sent_at.is_not(None)),
-            func.count().filter(Task.state == TaskState.QUEUED, Task.sent_at.is_(None)),
-        )
-        .where(Task.state.in_([TaskState.QUEUED, TaskState.RUNNING]))
-        .group_by(Task.queue)
-    ).all()
-    return {q: (r, f, u) for q, r, f, u in rows if u}
+# Pick the first ready tasks of the queue in send order off ix_tasks_ready, as many as its
+# window has room for (every busy worker's next task waiting, plus ``ahead``: never a backlog
+# that would outrank later, higher priorities), skipping any another dispatcher holds; mark
+# them sent. The job's name labels the message.
+_PICK = text(
+    "UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM jobs"
+    " WHERE jobs.id = tasks.job_id AND tasks.id IN (SELECT t.id FROM tasks t"
+    " JOIN jobs j ON j.id = t.job_id WHERE t.queue = :queue AND t.state = 'queued'"
+    " AND t.sent_at IS NULL AND t.ready AND NOT j.paused"
+    " AND (t.not_before IS NULL OR t.not_before <= now())"
+    " ORDER BY t.priority DESC, t.id LIMIT (SELECT greatest(0, least(:limit, :ahead"
+    " + (SELECT count(*) FROM tasks WHERE state = 'running' AND queue = :queue)"
+    " - (SELECT count(*) FROM tasks WHERE state = 'queued' AND sent_at IS NOT NULL"
+    " AND queue = :queue))))"
+    " FOR UPDATE OF t SKIP LOCKED)"
+    " RETURNING tasks.id, tasks.kind, tasks.frames, tasks.priority, jobs.name"
+)
 
 
 def fail_orphans(session: Session) -> int:
@@ -102,35 +88,72 @@ def fail_orphans(session: Session) -> int:
     return len(done)
 
 
-def send(celery: Celery, task: Task, job_name: str) -> None:
-    label = describe(task.kind, job_name, task.frames)
+def send(celery: Celery, task_id: int, kind: TaskKind, queue: str, label: str) -> None:
     celery.send_task(
-        TASK_NAMES[task.kind.value],
-        args=[task.id],
-        queue=task.queue,
+        TASK_NAMES[kind.value],
+        args=[task_id],
+        queue=queue,
         shadow=label,
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
     )
 
 
-def dispatch_ready(settings: Settings, celery: Celery, limit: int = 500) -> int:
-    """Send the highest-priority ready tasks each queue has room for; returns how many were
-    sent. Safe to call from anywhere, at any time, concurrently."""
-    sent = 0
+@dataclass(frozen=True)
+class Outgoing:
+    """A task marked sent in a transaction, to be sent once that transaction commits."""
+
+    task_id: int
+    kind: TaskKind
+    queue: str
+    label: str
+
+
+def dispatch_ready(
+    settings: Settings, celery: Celery, queues: Iterable[str] | None = None, limit: int = 500
+) -> int:
+    """Send the highest-priority ready tasks each queue (all with ready work, by default) has
+    room for; returns how many were sent. Safe to call from anywhere, at any time."""
     with session_scope(settings) as session:
-        now = session.execute(select(func.now())).scalar_one()
-        for queue, (running, in_flight, _) in sorted(queue_loads(session).items()):
-            budget = min(limit, send_budget(running, in_flight, settings.dispatch_ahead))
-            if budget == 0:
-                continue
-            for task, job_name in session.execute(ready_tasks_query(queue, budget)).all():
-                try:
-                    send(celery, task, job_name)
-                except Exception as e:  # broker down: leave it unsent; the sweeper tries again
-                    log.warning("could not send task %s: %s", task.id, e)
-                    return sent
-                task.sent_at = now
-                task.sends += 1
-                sent += 1
-    return sent
+        wanted = ready_queues(session) if queues is None else queues
+        outgoing = take(session, wanted, settings.dispatch_ahead, limit)
+    return send_all(settings, celery, outgoing)
+
+
+def take(session: Session, queues: Iterable[str], ahead: int, limit: int = 500) -> list[Outgoing]:
+    """Mark, in the caller's transaction, what each queue's window has room for; the caller
+    sends it with :func:`send_all` after committing (the workers do this inside their claim,
+    saving a transaction per task)."""
+    conn = session.connection()
+    out: list[Outgoing] = []
+    for queue in sorted(set(queues)):
+        # One dispatcher per queue at a time: the next one waits, then counts what this one
+        # marked, so concurrent passes neither overfill nor starve the window.
+        conn.execute(_LOCK, {"key": zlib.crc32(queue.encode()) & 0x7FFFFFFF})
+        rows = conn.execute(_PICK, {"queue": queue, "limit": limit, "ahead": ahead}).all()
+        for task_id, name, frames, _, job_name in sorted(rows, key=lambda r: (-r[3], r[0])):
+            kind = TaskKind(name)
+            out.append(Outgoing(task_id, kind, queue, describe(kind, job_name, frames)))
+    return out
+
+
+def send_all(settings: Settings, celery: Celery, outgoing: list[Outgoing]) -> int:
+    """Send committed marks in order. If the broker refuses one, the rest are un-marked so the
+    next pass (a claim's, the sweeper's) sends them, instead of waiting to be taken for lost."""
+    for i, msg in enumerate(outgoing):
+        try:
+            send(celery, msg.task_id, msg.kind, msg.queue, msg.label)
+        except Exception as e:
+            log.warning("could not send task %s: %s", msg.task_id, e)
+            unsent = [m.task_id for m in outgoing[i:]]
+            try:
+                with session_scope(settings) as session:
+                    session.execute(_UNMARK, {"ids": unsent})
+            except Exception as db_error:  # the sweeper's lost-message check still has them
+                log.warning("could not un-mark %s unsent tasks: %s", len(unsent), db_error)
+            return i
+    return len(outgoing)
+
+
+def ready_queues(session: Session) -> list[str]:
+    return [q for (q,) in session.execute(_READY_QUEUES).all()]

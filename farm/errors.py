@@ -30,10 +30,20 @@ class JobNotFound(FarmError):
         super().__init__(f"no job matches {ref!r}")
 
 
+class WorkerNotFound(FarmError):
+    """Raised when a worker name matches no registered worker."""
+
+    exit_code = 3
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        super().__init__(f"no worker named {name!r} (known: {', '.join(known) or 'none'})")
+
+
 class InvalidTransition(FarmError):
     """Raised when a status change is not in the state machine's table."""
 
-    def __init__(self, task_id: int, from_state: str, to_state: str) -> None:
+    def __init__(self, task_id: int | None, from_state: str, to_state: str) -> None:
         self.task_id, self.from_state, self.to_state = task_id, from_state, to_state
         super().__init__(f"task {task_id}: {from_state} -> {to_state} is not allowed")
 

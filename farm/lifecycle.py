@@ -1,17 +1,67 @@
-"""Every status change goes through :func:`transition`: it checks the state machine's table,
-writes the event, and re-derives the job's state in the same transaction."""
+"""Every status change goes through this module: :func:`transition` for a task held as an
+ORM object, :func:`record` for the workers' hot path, which writes the task row itself with
+:func:`task_fields`. Either way the state machine's table is checked, the event written, the
+job's task counters and state kept, and what the change made ready opened, all in the
+caller's transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Table, func, select, text, update
 from sqlalchemy.orm import Session
 
 from farm import webhooks
 from farm.errors import InvalidTransition
-from farm.models import Event, Job, Task
+from farm.models import Event, Job, JobDependency, Task
 from farm.states import FINISHED_JOB, JobState, TaskState, can_transition, derive_job_state
+
+TASKS = cast(Table, Task.__table__)
+JOBS = cast(Table, Job.__table__)
+_COUNTERS = [f"tasks_{s.value}" for s in TaskState]
+
+
+@dataclass(frozen=True)
+class Change:
+    task_id: int
+    job_id: int
+    stage: int
+    src: TaskState
+    dst: TaskState
+    attempt: int
+    worker: str | None
+    message: str | None
+    when: datetime
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    job_state: JobState
+    # Queues where tasks became ready (a stage finished, or a job others wait for succeeded):
+    # worth a dispatch pass once the transaction commits.
+    opened: frozenset[str] = frozenset()
+
+
+def task_fields(
+    src: TaskState, dst: TaskState, when: datetime | ColumnElement[Any], message: str | None
+) -> dict[str, Any]:
+    """What a transition writes on the task's row (``when`` may be SQL, e.g. ``now()``)."""
+    if not can_transition(src, dst):
+        raise InvalidTransition(None, src.value, dst.value)
+    fields: dict[str, Any] = {"state": dst}
+    if dst is TaskState.QUEUED:
+        fields.update(sent_at=None, lease_expires_at=None, worker_pid=None)
+    elif dst is TaskState.RUNNING:
+        fields.update(started_at=when, finished_at=None, error=None)
+    else:
+        fields.update(finished_at=when, lease_expires_at=None)
+    if message and (
+        dst is TaskState.FAILED or (dst is TaskState.QUEUED and src is TaskState.RUNNING)
+    ):
+        fields["error"] = message
+    return fields
 
 
 def transition(
@@ -22,77 +72,152 @@ def transition(
     message: str | None = None,
     worker: str | None = None,
     now: datetime | None = None,
-) -> JobState:
-    """Move ``task`` to ``dst``, record the event, update its job; returns the job's new state.
-
-    The caller holds the task's row lock (``with_for_update``), so two processes cannot both
-    make the same change.
-    """
+) -> Transitioned:
+    """Move ``task`` to ``dst``. The caller holds the task's row lock (``with_for_update``),
+    so two processes cannot both make the same change."""
     src = task.state
     if not can_transition(src, dst):
         raise InvalidTransition(task.id, src.value, dst.value)
     when = now or session.execute(select(func.now())).scalar_one()
-    task.state = dst
-    if dst is TaskState.QUEUED:
-        task.sent_at = None
-        task.lease_expires_at = None
-        task.worker_pid = None
-    elif dst is TaskState.RUNNING:
-        task.started_at = when
-        task.finished_at = None
-        task.error = None
-    else:
-        task.finished_at = when
-        task.lease_expires_at = None
-    if (dst in (TaskState.FAILED, TaskState.QUEUED) and message and src is TaskState.RUNNING) or (
-        dst is TaskState.FAILED and message
-    ):
-        task.error = message
-    session.add(
-        Event(
-            job_id=task.job_id,
-            task_id=task.id,
-            at=when,
-            from_state=src.value,
-            to_state=dst.value,
-            worker=worker or task.worker,
-            attempt=task.attempts,
-            message=message,
-        )
-    )
+    for name, value in task_fields(src, dst, when, message).items():
+        setattr(task, name, value)
     session.flush()
-    return refresh_job_state(session, task.job_id, now=when)
+    change = Change(
+        task.id, task.job_id, task.stage, src, dst, task.attempts, worker or task.worker,
+        message, when,
+    )  # fmt: skip
+    return record(session, change)
 
 
-def refresh_job_state(session: Session, job_id: int, *, now: datetime | None = None) -> JobState:
-    """Re-derive the job's state from its tasks and record a job-level event when it changes."""
-    # FOR NO KEY UPDATE: the event rows inserted just before hold FOR KEY SHARE on this job
-    # (their foreign key); a plain FOR UPDATE here deadlocks two workers of one job.
-    job = session.execute(
-        select(Job).where(Job.id == job_id).with_for_update(key_share=True)
-    ).scalar_one()
-    # The derivation depends only on which states occur, not how often: one row per state.
-    states = session.execute(select(Task.state).where(Task.job_id == job_id).distinct()).scalars()
-    new = derive_job_state(states)
-    if new is not job.state:
-        when = now or session.execute(select(func.now())).scalar_one()
-        if new is JobState.RUNNING and job.started_at is None:
-            job.started_at = when
-        job.finished_at = when if new in FINISHED_JOB else None
-        if new is JobState.FAILED:
-            job.error = session.execute(
-                select(Task.error)
-                .where(Task.job_id == job_id, Task.state == TaskState.FAILED)
-                .order_by(Task.id)
-                .limit(1)
-            ).scalar_one_or_none()
-        elif new is not JobState.CANCELED:
-            job.error = None
-        session.add(Event(job_id=job_id, at=when, from_state=job.state.value, to_state=new.value))
-        job.state = new
-        webhooks.enqueue(session, job, new, when)
-        session.flush()
-    return new
+def _record_sql(src: TaskState, dst: TaskState) -> Any:
+    # The event and the counters in one round trip. The event's foreign key holds FOR KEY
+    # SHARE on the job, and the UPDATE takes FOR NO KEY UPDATE, which does not conflict with
+    # it: two workers of one job queue up on the job row instead of deadlocking.
+    return text(
+        "WITH ev AS (INSERT INTO events"
+        " (job_id, task_id, at, from_state, to_state, worker, attempt, message)"
+        " VALUES (:job, :task, :at, :src, :dst, :worker, :attempt, :message))"
+        f" UPDATE jobs SET tasks_{src.value} = tasks_{src.value} - 1,"
+        f" tasks_{dst.value} = tasks_{dst.value} + 1 WHERE id = :job"
+        f" RETURNING state, {', '.join(_COUNTERS)}"
+    )
+
+
+_RECORD = {
+    (src, dst): _record_sql(src, dst)
+    for src in TaskState
+    for dst in TaskState
+    if can_transition(src, dst)
+}
+
+
+def record(session: Session, ch: Change) -> Transitioned:
+    """The event, the job's counters and state, and what the change opened; the task's own
+    row was written by the caller (with :func:`task_fields`) in this transaction."""
+    sql = _RECORD.get((ch.src, ch.dst))
+    if sql is None:
+        raise InvalidTransition(ch.task_id, ch.src.value, ch.dst.value)
+    conn = session.connection()
+    row = conn.execute(
+        sql,
+        {
+            "job": ch.job_id, "task": ch.task_id, "at": ch.when, "src": ch.src.value,
+            "dst": ch.dst.value, "worker": ch.worker, "attempt": ch.attempt,
+            "message": ch.message,
+        },
+    ).one()  # fmt: skip
+    present = [s for s, n in zip(TaskState, row[1:], strict=True) if n > 0]
+    opened: set[str] = set()
+    if ch.dst is TaskState.SUCCEEDED:
+        opened |= _open_next_stage(session, ch.job_id, ch.stage)
+    old, new = JobState(row[0]), derive_job_state(present)
+    if new is not old:
+        _set_job_state(session, ch.job_id, new, ch.when)
+        if new is JobState.SUCCEEDED:
+            opened |= _release_dependents(session, ch.job_id)
+    return Transitioned(new, frozenset(opened))
+
+
+def _set_job_state(session: Session, job_id: int, new: JobState, when: datetime) -> None:
+    # The caller holds the job's row lock; re-read it, as this session may hold an older copy.
+    job = session.get(Job, job_id, populate_existing=True)
+    assert job is not None
+    if new is JobState.RUNNING and job.started_at is None:
+        job.started_at = when
+    job.finished_at = when if new in FINISHED_JOB else None
+    if new is JobState.FAILED:
+        job.error = session.execute(
+            select(Task.error)
+            .where(Task.job_id == job_id, Task.state == TaskState.FAILED)
+            .order_by(Task.id)
+            .limit(1)
+        ).scalar_one_or_none()
+    elif new is not JobState.CANCELED:
+        job.error = None
+    session.add(Event(job_id=job_id, at=when, from_state=job.state.value, to_state=new.value))
+    job.state = new
+    webhooks.enqueue(session, job, new, when)
+    session.flush()
+
+
+def _open_next_stage(session: Session, job_id: int, stage: int) -> set[str]:
+    """If every task of ``stage`` has succeeded, mark the next stage's tasks ready."""
+    conn = session.connection()
+    pending = conn.execute(
+        select(TASKS.c.id)
+        .where(
+            TASKS.c.job_id == job_id,
+            TASKS.c.stage == stage,
+            TASKS.c.state != TaskState.SUCCEEDED,
+        )
+        .limit(1)
+    ).first()
+    if pending is not None:
+        return set()
+    later = select(func.min(TASKS.c.stage)).where(TASKS.c.job_id == job_id, TASKS.c.stage > stage)
+    return _mark_ready(session, job_id, later)
+
+
+def _release_dependents(session: Session, job_id: int) -> set[str]:
+    """The job succeeded: open the first stage of each job that now has all it waits for.
+
+    Each dependent's row is locked first, so two of its dependencies succeeding at once are
+    ordered and the later one sees the earlier.
+    """
+    conn = session.connection()
+    dependents = conn.execute(
+        select(JobDependency.job_id).where(JobDependency.depends_on_id == job_id)
+    ).scalars()
+    queues: set[str] = set()
+    for dependent in sorted(set(dependents)):
+        conn.execute(
+            select(JOBS.c.id).where(JOBS.c.id == dependent).with_for_update(key_share=True)
+        )
+        waiting = conn.execute(
+            select(JOBS.c.id)
+            .join(JobDependency, JobDependency.depends_on_id == JOBS.c.id)
+            .where(JobDependency.job_id == dependent, JOBS.c.state != JobState.SUCCEEDED)
+            .limit(1)
+        ).first()
+        if waiting is None:
+            first = select(func.min(TASKS.c.stage)).where(TASKS.c.job_id == dependent)
+            queues |= _mark_ready(session, dependent, first)
+    return queues
+
+
+def _mark_ready(session: Session, job_id: int, stage: Any) -> set[str]:
+    return set(
+        session.connection()
+        .execute(
+            update(TASKS)
+            .where(
+                TASKS.c.job_id == job_id, TASKS.c.stage == stage.scalar_subquery(), ~TASKS.c.ready
+            )
+            .values(ready=True)
+            .returning(TASKS.c.queue)
+        )
+        .scalars()
+    )
 
 
 def lock_task(session: Session, task_id: int) -> Task | None:

@@ -3,6 +3,7 @@ time, so every API replica reports the same truth without shared in-process coun
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from celery import Celery
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from farm.config import Settings
 from farm.db import session_scope
 from farm.models import Job, Task, WebhookDelivery
+from farm.registry import list_workers
 from farm.states import JobState, TaskKind, TaskState
 
 BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -89,6 +91,17 @@ class FarmCollector:
         for worker, until in beats:
             if worker and until:
                 g.add_metric([worker], until.timestamp())
+        yield g
+        g = GaugeMetricFamily(
+            "farm_workers", "Registered workers by pool and state (lost: silent past a lease)",
+            labels=["pool", "state"],
+        )  # fmt: skip
+        fleet = Counter(
+            (w["pool"] or "default", w["state"])
+            for w in list_workers(self.settings, include_stopped=False)
+        )
+        for (pool, state), n in sorted(fleet.items()):
+            g.add_metric([pool, state], n)
         yield g
         g = GaugeMetricFamily(
             "farm_webhook_deliveries", "Webhook deliveries by status", labels=["status"]

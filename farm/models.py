@@ -76,6 +76,13 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # How many of its tasks are in each state, kept by every transition in its transaction:
+    # the job's state derives from these without reading its tasks (farm.lifecycle).
+    tasks_queued: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tasks_running: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tasks_succeeded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tasks_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tasks_canceled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.id")
 
@@ -115,6 +122,12 @@ class Task(Base):
     frames: Mapped[str | None] = mapped_column(Text)
     position: Mapped[int] = mapped_column(Integer, default=0)
     frame_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Every earlier stage of its job, and every job it waits for, has succeeded. Set once
+    # (submission, a stage's last success, a dependency's success) and never cleared, so the
+    # dispatcher reads the ready work off one index instead of re-deriving it per pass.
+    ready: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The job's priority, copied so that index can be in send order.
+    priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     state: Mapped[TaskState] = mapped_column(_enum(TaskState), default=TaskState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -137,6 +150,13 @@ class Task(Base):
         Index("ix_tasks_queued", "sent_at", postgresql_where=text("state = 'queued'")),
         Index(
             "ix_tasks_running_lease", "lease_expires_at", postgresql_where=text("state = 'running'")
+        ),
+        Index(
+            "ix_tasks_ready",
+            "queue",
+            text("priority DESC"),
+            "id",
+            postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),
         ),
     )
 
@@ -176,6 +196,44 @@ class Event(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_events_job_id_at", "job_id", "at"),)
+
+
+class Worker(Base):
+    """A worker process as it reports itself; its state shown to people derives from
+    ``state`` and how long ago it was last heard from (:func:`farm.registry.shown_state`)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pool: Mapped[str | None] = mapped_column(String(64))
+    gpu: Mapped[int | None] = mapped_column(Integer)
+    queues: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    versions: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # idle | busy | stopped (what the worker last said; "lost" is derived, never stored)
+    state: Mapped[str] = mapped_column(String(16), default="idle")
+    # Asked to take no more work (``farm worker --drain NAME``); the worker obeys at its
+    # next heartbeat, and its claims refuse new tasks from then on.
+    draining: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    tasks_succeeded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tasks_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class WorkerFailure(Base):
+    """How often a worker failed one job's tasks; at ``FARM_BLOCK_AFTER`` failures the worker
+    is blocked from that job (the "bad worker" rule) and its tasks go elsewhere."""
+
+    __tablename__ = "worker_failures"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    blocked_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class ApiToken(Base):

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from farm.blocklist import job_blocks
 from farm.config import Settings
 from farm.db import session_scope
 from farm.models import Artifact, Event, Job, Task
@@ -136,6 +137,7 @@ def job_detail(settings: Settings, ref: str) -> dict[str, Any]:
                 select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.id)
             ).scalars()
         ]
+        row["worker_failures"] = job_blocks(s, job.id)
         row["events"] = [
             {
                 "at": _iso(e.at),

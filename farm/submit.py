@@ -196,10 +196,14 @@ def submit(
                 webhook_url=spec.webhook.url if spec.webhook else None,
                 webhook_events=list(spec.webhook.events) if spec.webhook else [],
             )
+            planned = plan(spec)
+            job.tasks_queued = len(planned)
             session.add(job)
             session.flush()
             attempts = spec.max_attempts or settings.max_attempts
-            for p in plan(spec):
+            first = min(p.stage for p in planned)
+            free = _dependencies_succeeded(session, deps)
+            for p in planned:
                 session.add(
                     Task(
                         job_id=job.id,
@@ -211,6 +215,8 @@ def submit(
                         position=p.position,
                         frame_count=p.frame_count,
                         max_attempts=attempts,
+                        priority=spec.priority,
+                        ready=free and p.stage == first,
                     )
                 )
             for dep in deps:
@@ -231,6 +237,18 @@ def submit(
         except Exception as e:  # the job is recorded; the sweeper sends it later
             log.warning("job %s recorded but not sent yet: %s", result.job_id, e)
     return result
+
+
+def _dependencies_succeeded(session: Session, deps: list[int]) -> bool:
+    """Whether the new job may start now. FOR SHARE waits out (and then blocks) a dependency's
+    state change, so a dependency that succeeds meanwhile either is seen here or sees the new
+    job when it releases its dependents (farm.lifecycle)."""
+    if not deps:
+        return True
+    states = session.execute(
+        select(Job.state).where(Job.id.in_(deps)).with_for_update(read=True)
+    ).scalars()
+    return all(state is JobState.SUCCEEDED for state in states)
 
 
 def fingerprint(spec: TrainSpec | RenderSpec) -> str:

@@ -12,17 +12,18 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from celery import Celery
 from sqlalchemy import func, select
 
+from farm.blocklist import record_failure
 from farm.config import Settings
 from farm.db import session_scope
 from farm.dispatch import dispatch_ready, fail_orphans
 from farm.lifecycle import lock_task, transition
 from farm.models import Event, Task
-from farm.states import TaskState, retry_delay_s
+from farm.states import TaskState
 from farm.webhooks import deliver_due
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ def _apply(settings: Settings, d: Decision) -> None:
                     )
                 )
             return
+        if task.state is TaskState.RUNNING:  # a lost worker counts against it, as a failure
+            record_failure(session, task.job_id, task.worker, d.reason, settings.block_after)
         if d.action == "requeue" and task.state is TaskState.RUNNING:
             log.warning("task %s: %s (worker %s)", task.id, d.reason, task.worker)
             task.not_before = None
@@ -176,7 +179,3 @@ def sweep_forever(settings: Settings, celery: Celery, stop: threading.Event) -> 
         except Exception:
             log.exception("sweep failed; trying again")
         stop.wait(settings.sweep_interval_s)
-
-
-def backoff_until(now: datetime, attempt: int, settings: Settings) -> datetime:
-    return now + timedelta(seconds=retry_delay_s(attempt, settings.retry_backoff_s))

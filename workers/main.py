@@ -1,13 +1,71 @@
-"""Starting a Celery worker process for the farm (what ``farm worker`` runs)."""
+"""Starting a Celery worker process for the farm (what ``farm worker`` runs), and keeping its
+row in the worker registry: registered when ready, a heartbeat from the main process (so an
+idle worker, or one whose model holds the child, is still seen alive), drain requests
+obeyed, and "stopped" on the way out."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
+from typing import Any
 
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from farm import registry
 from farm.celery_app import make_celery
 from farm.config import Settings
 from farm.planner import CPU_QUEUE, GPU_QUEUE
 from workers.tasks import register
+
+log = logging.getLogger(__name__)
+
+
+class Presence(threading.Thread):
+    """The registry heartbeat of one worker node, and its drain switch."""
+
+    def __init__(self, app: Celery, settings: Settings, name: str, queues: str) -> None:
+        super().__init__(name="farm-presence", daemon=True)
+        self.app, self.settings, self.name, self.queues = app, settings, name, queues
+        self.stop_event = threading.Event()
+        self.drained = False
+
+    def run(self) -> None:
+        try:
+            registry.register(self.settings, registry.identity(self.name, self.queues))
+        except Exception as e:
+            log.warning("could not register worker %s: %s", self.name, e)
+        while True:
+            try:
+                draining = registry.heartbeat(self.settings, self.name)
+                if draining is None:  # the row is gone (a new database): register again
+                    registry.register(self.settings, registry.identity(self.name, self.queues))
+                elif draining != self.drained:
+                    self.set_consuming(not draining)
+            except Exception as e:  # a database outage: the next beat tries again
+                log.warning("worker %s: registry heartbeat failed: %s", self.name, e)
+            if self.stop_event.wait(self.settings.heartbeat_s):
+                return
+
+    def set_consuming(self, consume: bool) -> None:
+        """Drain: stop consuming (the running task finishes; claims refuse anything already
+        on its way), or start again. Sent through the broker to this node's own control
+        channel, which its event loop handles."""
+        for queue in self.queues.split(","):
+            if consume:
+                self.app.control.add_consumer(queue, destination=[self.name], reply=False)
+            else:
+                self.app.control.cancel_consumer(queue, destination=[self.name], reply=False)
+        self.drained = not consume
+        log.warning("worker %s: %s", self.name, "resumed" if consume else "draining")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        try:
+            registry.stopped(self.settings, self.name)
+        except Exception as e:
+            log.warning("could not mark worker %s stopped: %s", self.name, e)
 
 
 def run_worker(
@@ -23,7 +81,19 @@ def run_worker(
     """Prefork pool: models and CUDA live in the child, which a crash can take down alone."""
     app = make_celery(settings)
     register(app, settings)
-    node = name or f"farm-{queues.replace(',', '+')}@{socket.gethostname()}"
+    node = registry.claim_name(
+        settings, name or f"farm-{queues.replace(',', '+')}@{socket.gethostname()}"
+    )
+    presence = Presence(app, settings, node, queues)
+
+    def ready(**_: Any) -> None:
+        presence.start()
+
+    def shutdown(**_: Any) -> None:
+        presence.stop()
+
+    worker_ready.connect(ready, weak=False)
+    worker_shutdown.connect(shutdown, weak=False)
     app.worker_main(
         [
             "worker",

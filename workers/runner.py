@@ -18,21 +18,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from celery import Celery
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
+from farm.blocklist import record_failure
 from farm.config import Settings
 from farm.db import get_engine, session_scope
-from farm.dispatch import dispatch_ready
+from farm.dispatch import Outgoing, dispatch_ready, send_all, take
 from farm.errors import TaskLost
-from farm.lifecycle import lock_task, transition
-from farm.models import Artifact, Job, Task
-from farm.states import TaskKind, TaskState
-from farm.sweeper import backoff_until
+from farm.lifecycle import JOBS, TASKS, Change, Transitioned, record, task_fields
+from farm.models import Artifact, Task, Worker, WorkerFailure
+from farm.states import TaskKind, TaskState, retry_delay_s
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -75,6 +76,9 @@ class TaskContext:
     frame_count: int
     index: int
     worker: str
+    queue: str = ""
+    max_attempts: int = 1
+    outgoing: list[Outgoing] = field(default_factory=list)
     lost: threading.Event = field(default_factory=threading.Event)
     _last_progress: float = 0.0
 
@@ -88,12 +92,17 @@ class TaskContext:
         if now - self._last_progress < min_interval_s:
             return
         self._last_progress = now
-        with session_scope(self.settings) as s:
-            s.execute(
-                update(Task)
-                .where(Task.id == self.task_id, Task.attempts == self.attempt)
-                .values(progress=values)
-            )
+        try:
+            with session_scope(self.settings) as s:
+                s.execute(
+                    update(Task)
+                    .where(Task.id == self.task_id, Task.attempts == self.attempt)
+                    .values(progress=values)
+                )
+        except (OperationalError, InterfaceError) as e:
+            # Progress is for people watching; a database outage must not fail the render
+            # (the lease decides whether the attempt is still ours).
+            log.warning("task %s: progress not recorded: %s", self.task_id, e.orig)
 
 
 class Heartbeat(threading.Thread):
@@ -125,40 +134,134 @@ class Heartbeat(threading.Thread):
         self.stop_event.set()
 
 
+ARTIFACTS = cast(Table, Artifact.__table__)
+WORKERS, FAILURES = cast(Table, Worker.__table__), cast(Table, WorkerFailure.__table__)
+_CLAIM = (
+    select(
+        TASKS.c.state, TASKS.c.attempts, TASKS.c.job_id, TASKS.c.stage, TASKS.c.kind,
+        TASKS.c.frames, TASKS.c.position, TASKS.c.frame_count,
+        TASKS.c.index.label("task_index"), TASKS.c.queue, TASKS.c.max_attempts,
+        JOBS.c.name, JOBS.c.spec, JOBS.c.paused, func.now().label("now"),
+        select(WORKERS.c.draining)
+        .where(WORKERS.c.name == bindparam("worker"))
+        .scalar_subquery()
+        .label("draining"),
+        select(FAILURES.c.blocked_at)
+        .where(FAILURES.c.job_id == TASKS.c.job_id, FAILURES.c.worker == bindparam("worker"))
+        .scalar_subquery()
+        .label("blocked_at"),
+    )
+    .select_from(TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id))
+    .where(TASKS.c.id == bindparam("task"))
+    .with_for_update(of=TASKS)
+)  # fmt: skip
+
+
 def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
-    """Win the task for this delivery, or return None for a duplicate or stale one."""
+    """Win the task for this delivery, or return None for a duplicate or stale one, or one
+    this worker must not run (its job paused or blocking this worker, the worker draining).
+
+    The hot path of every task, so it speaks Core to the tables, and it does the dispatch
+    its claim calls for in the same transaction."""
     with session_scope(settings) as session:
-        task = lock_task(session, task_id)
-        if task is None or task.state is not TaskState.QUEUED:
-            log.info("task %s: dropping delivery (state %s)", task_id, task and task.state)
+        conn = session.connection()
+        row = conn.execute(_CLAIM, {"task": task_id, "worker": worker}).first()
+        if row is None or row.state is not TaskState.QUEUED:
+            log.info("task %s: dropping delivery (state %s)", task_id, row and row.state)
             return None
-        job = session.get(Job, task.job_id)
-        assert job is not None
-        if job.paused:  # held back: un-send it, so resume sends it again
-            task.sent_at = None
-            log.info("task %s: job %s is paused; delivery put back", task_id, job.id)
+        now, draining, blocked_at = row.now, row.draining, row.blocked_at
+        if row.paused or draining or blocked_at is not None:
+            # Put it back: un-sent, so the dispatcher sends it again (a paused job's only on
+            # resume); a blocked or draining worker's refusal waits a moment, so that another
+            # worker takes it rather than this one again.
+            back: dict[str, Any] = {"sent_at": None}
+            if blocked_at is not None or draining:
+                back["not_before"] = now + timedelta(seconds=1)
+            conn.execute(update(TASKS).where(TASKS.c.id == task_id).values(back))
+            why = "paused" if row.paused else "draining" if draining else "blocked"
+            log.info("task %s: delivery put back (%s)", task_id, why)
             return None
-        now = session.execute(select(func.now())).scalar_one()
-        task.attempts += 1
-        task.worker = worker
-        task.worker_pid = os.getpid()
-        task.lease_expires_at = now + timedelta(seconds=settings.lease_s)
-        task.progress = None
-        transition(session, task, TaskState.RUNNING, worker=worker, now=now)
+        attempt = row.attempts + 1
+        busy = (
+            update(WORKERS)
+            .where(WORKERS.c.name == worker)
+            .values(state="busy", task_id=task_id, last_seen_at=now)
+            .cte("busy")
+        )
+        conn.execute(
+            update(TASKS)
+            .where(TASKS.c.id == task_id)
+            .values(
+                attempts=attempt,
+                worker=worker,
+                worker_pid=os.getpid(),
+                lease_expires_at=now + timedelta(seconds=settings.lease_s),
+                progress=None,
+                **task_fields(TaskState.QUEUED, TaskState.RUNNING, now, None),
+            )
+            .add_cte(busy)
+        )
+        # Our claim frees a place in the queue's window: fill it in this transaction.
+        outgoing = take(session, [row.queue], settings.dispatch_ahead)
+        record(
+            session,
+            Change(task_id, row.job_id, row.stage, TaskState.QUEUED, TaskState.RUNNING,
+                   attempt, worker, None, now),
+        )  # fmt: skip
         return TaskContext(
             settings=settings,
-            task_id=task.id,
-            job_id=job.id,
-            job_name=job.name,
-            kind=task.kind,
-            attempt=task.attempts,
-            spec=dict(job.spec),
-            frames=task.frames,
-            position=task.position,
-            frame_count=task.frame_count,
-            index=task.index,
+            task_id=task_id,
+            job_id=row.job_id,
+            job_name=row.name,
+            kind=row.kind,
+            attempt=attempt,
+            spec=dict(row.spec),
+            frames=row.frames,
+            position=row.position,
+            frame_count=row.frame_count,
+            index=row.task_index,
             worker=worker,
+            queue=row.queue,
+            max_attempts=row.max_attempts,
+            outgoing=outgoing,
         )
+
+
+def _end_attempt(
+    session: Session, ctx: TaskContext, dst: TaskState, message: str | None, **fields: Any
+) -> Transitioned | None:
+    """End our attempt, free the worker's registry row and record the change; None (nothing
+    written) if the attempt is no longer ours: a lapsed lease or a cancel made it someone
+    else's. The conditional UPDATE is the check and the write in one round trip."""
+    counter = WORKERS.c.tasks_succeeded if dst is TaskState.SUCCEEDED else WORKERS.c.tasks_failed
+    idle = (
+        update(WORKERS)
+        .where(WORKERS.c.name == ctx.worker, WORKERS.c.task_id == ctx.task_id)
+        .values({WORKERS.c.state: "idle", WORKERS.c.task_id: None, counter: counter + 1})
+        .cte("idle")
+    )
+    ended = (
+        session.connection()
+        .execute(
+            update(TASKS)
+            .where(
+                TASKS.c.id == ctx.task_id,
+                TASKS.c.state == TaskState.RUNNING,
+                TASKS.c.attempts == ctx.attempt,
+            )
+            .values(**fields, **task_fields(TaskState.RUNNING, dst, func.now(), message))
+            .add_cte(idle)
+            .returning(TASKS.c.stage, func.now())
+        )
+        .first()
+    )
+    if ended is None:
+        return None
+    change = Change(
+        ctx.task_id, ctx.job_id, ended[0], TaskState.RUNNING, dst, ctx.attempt, ctx.worker,
+        message, ended[1],
+    )  # fmt: skip
+    return record(session, change)
 
 
 T = TypeVar("T")
@@ -180,31 +283,32 @@ def with_db_retry(settings: Settings, what: str, fn: Callable[[], T]) -> T:
             delay = min(delay * 2, 5.0)
 
 
-def complete(ctx: TaskContext, result: Result) -> tuple[bool, bool]:
-    """Record the success; returns (recorded, unblocks) where ``unblocks`` says whether the
-    success may have made other tasks ready (its stage is done), so only then is it worth
-    running the dispatcher again."""
+def complete(ctx: TaskContext, result: Result) -> tuple[bool, frozenset[str]]:
+    """Record the success; returns (recorded, opened) where ``opened`` names the queues in
+    which the success made tasks ready (its stage finished, or jobs waiting on it may start),
+    so only then is another dispatch pass worth it."""
     return with_db_retry(
         ctx.settings, f"task {ctx.task_id} complete", lambda: _complete(ctx, result)
     )
 
 
-def _complete(ctx: TaskContext, result: Result) -> tuple[bool, bool]:
+def _complete(ctx: TaskContext, result: Result) -> tuple[bool, frozenset[str]]:
     with session_scope(ctx.settings) as session:
-        task = lock_task(session, ctx.task_id)
-        if task is None or task.state is not TaskState.RUNNING or task.attempts != ctx.attempt:
+        done = _end_attempt(session, ctx, TaskState.SUCCEEDED, None)
+        if done is None:
             log.warning(
                 "task %s: attempt %s finished too late; result dropped", ctx.task_id, ctx.attempt
             )
-            return False, False
+            return False, frozenset()
+        conn = session.connection()
         if result.supersedes:
-            session.execute(
-                delete(Artifact).where(
-                    Artifact.job_id == ctx.job_id, Artifact.kind.in_(result.supersedes)
+            conn.execute(
+                delete(ARTIFACTS).where(
+                    ARTIFACTS.c.job_id == ctx.job_id, ARTIFACTS.c.kind.in_(result.supersedes)
                 )
             )
         for out in result.outputs:
-            stmt = insert(Artifact).values(
+            stmt = insert(ARTIFACTS).values(
                 job_id=ctx.job_id,
                 task_id=ctx.task_id,
                 kind=out.kind,
@@ -213,7 +317,7 @@ def _complete(ctx: TaskContext, result: Result) -> tuple[bool, bool]:
                 sha256=out.sha256,
                 meta=out.meta,
             )
-            session.execute(
+            conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["job_id", "path"],
                     set_={
@@ -226,17 +330,7 @@ def _complete(ctx: TaskContext, result: Result) -> tuple[bool, bool]:
                     },
                 )
             )
-        transition(session, task, TaskState.SUCCEEDED, worker=ctx.worker)
-        pending = session.execute(
-            select(Task.id)
-            .where(
-                Task.job_id == ctx.job_id,
-                Task.stage == task.stage,
-                Task.state != TaskState.SUCCEEDED,
-            )
-            .limit(1)
-        ).first()
-    return True, pending is None
+    return True, done.opened
 
 
 def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
@@ -247,15 +341,17 @@ def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
 
 def _fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
     with session_scope(ctx.settings) as session:
-        task = lock_task(session, ctx.task_id)
-        if task is None or task.state is not TaskState.RUNNING or task.attempts != ctx.attempt:
-            return
-        if task.attempts < task.max_attempts and not permanent:
-            now = session.execute(select(func.now())).scalar_one()
-            task.not_before = backoff_until(now, task.attempts, ctx.settings)
-            transition(session, task, TaskState.QUEUED, message=error, worker=ctx.worker)
+        if ctx.attempt < ctx.max_attempts and not permanent:
+            delay = timedelta(seconds=retry_delay_s(ctx.attempt, ctx.settings.retry_backoff_s))
+            done = _end_attempt(
+                session, ctx, TaskState.QUEUED, error, not_before=func.now() + delay
+            )
         else:
-            transition(session, task, TaskState.FAILED, message=error, worker=ctx.worker)
+            done = _end_attempt(session, ctx, TaskState.FAILED, error)
+        if done is None:
+            return
+        if record_failure(session, ctx.job_id, ctx.worker, error, ctx.settings.block_after):
+            log.warning("worker %s is now blocked from job %s", ctx.worker, ctx.job_id)
 
 
 Stage = Callable[[TaskContext], Result]
@@ -287,10 +383,7 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
     if ctx is None:
         return "duplicate"
     log.info("task %s (job %s %s) attempt %s: start", task_id, ctx.job_id, ctx.kind, ctx.attempt)
-    try:  # our claim freed a place in the queue's window: fill it while we work
-        dispatch_ready(settings, celery)
-    except Exception as e:
-        log.warning("dispatch after claiming task %s failed: %s", task_id, e)
+    send_all(settings, celery, ctx.outgoing)
     beat = Heartbeat(ctx)
     beat.start()
     outcome = "failed"
@@ -306,7 +399,7 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
         log.exception("task %s attempt %s failed", task_id, ctx.attempt)
         fail(ctx, detail[-4000:], permanent=isinstance(e, PermanentError))
     else:
-        recorded, unblocks = complete(ctx, result)
+        recorded, opened = complete(ctx, result)
         if recorded:
             outcome = "succeeded"
             if result.after_commit is not None:
@@ -321,9 +414,9 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
     # Claims keep each queue's window full; after a task only a finished stage (an assembly,
     # or dependent jobs) can have made new work ready. Failures re-queue with a back-off
     # that the sweeper's pass honours.
-    if outcome == "succeeded" and unblocks:
+    if outcome == "succeeded" and opened:
         try:
-            dispatch_ready(settings, celery)
+            dispatch_ready(settings, celery, opened)
         except Exception as e:
             log.warning("dispatch after task %s failed: %s", task_id, e)
     log.info("task %s attempt %s: %s", task_id, ctx.attempt, outcome)

@@ -3,7 +3,7 @@ runner, which loads everything else from the database."""
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, Task
 
 from farm.celery_app import TASK_NAMES
 from farm.config import Settings
@@ -13,7 +13,9 @@ from workers.runner import execute
 def register(app: Celery, settings: Settings) -> None:
     for name in TASK_NAMES.values():
 
-        def run(task_id: int, _name: str = name) -> str:
-            return execute(settings, app, task_id)
+        def run(self: Task, task_id: int, _name: str = name) -> str:
+            # The node name (``pool-gpu0@host``) is the worker's identity in the registry and
+            # the blocklist; it outlives the pool process that runs the task.
+            return execute(settings, app, task_id, worker=self.request.hostname)
 
-        app.task(name=name, ignore_result=True)(run)
+        app.task(name=name, ignore_result=True, bind=True)(run)

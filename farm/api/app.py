@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farm.celery_app import make_celery
 from farm.config import Settings
-from farm.errors import FarmError, JobNotFound, JobStateError, SpecError
+from farm.errors import FarmError, JobNotFound, JobStateError, SpecError, WorkerNotFound
 from farm.tokens import Principal, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `farm token create`")
@@ -62,6 +62,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(JobNotFound)
     async def not_found(_: Request, e: JobNotFound) -> JSONResponse:
+        return _error(404, str(e))
+
+    @app.exception_handler(WorkerNotFound)
+    async def no_worker(_: Request, e: WorkerNotFound) -> JSONResponse:
         return _error(404, str(e))
 
     @app.exception_handler(JobStateError)

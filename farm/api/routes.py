@@ -17,6 +17,7 @@ from farm.api.schemas import (
     JobPage,
     JobPublic,
     PriorityChange,
+    WorkerPublic,
 )
 from farm.config import Settings
 from farm.errors import JobNotFound
@@ -220,6 +221,39 @@ def download(request: Request, _: Reader, artifact_id: int) -> FileResponse:
         raise JobNotFound(f"artifact {artifact_id} (file gone)")
     media = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return FileResponse(path, media_type=media, filename=path.name)
+
+
+@router.get("/workers", response_model=list[WorkerPublic], tags=["workers"])
+def list_workers(
+    request: Request,
+    _: Reader,
+    include_stopped: Annotated[bool, Query(description="also workers that stopped")] = False,
+) -> list[dict[str, Any]]:
+    """The worker registry: each worker's host, pool, GPU, versions, running task and state
+    (a worker silent for longer than a lease is shown as ``lost``)."""
+    from farm.registry import list_workers
+
+    return list_workers(_settings(request), include_stopped=include_stopped)
+
+
+def _drain(request: Request, name: str, draining: bool) -> dict[str, Any]:
+    from farm.registry import list_workers, set_draining
+
+    s = _settings(request)
+    set_draining(s, name, draining)
+    return next(w for w in list_workers(s, include_stopped=True) if w["name"] == name)
+
+
+@router.post("/workers/{name}/drain", response_model=WorkerPublic, tags=["workers"])
+def drain_worker(request: Request, _: Writer, name: str) -> dict[str, Any]:
+    """The worker finishes its running task and takes no more (at its next heartbeat)."""
+    return _drain(request, name, True)
+
+
+@router.post("/workers/{name}/undrain", response_model=WorkerPublic, tags=["workers"])
+def undrain_worker(request: Request, _: Writer, name: str) -> dict[str, Any]:
+    """A drained worker takes work again."""
+    return _drain(request, name, False)
 
 
 @router.get("/metrics", response_class=Response, tags=["ops"])

@@ -82,10 +82,39 @@ class ArtifactPublic(BaseModel):
     download: str = Field(description="URL path that serves the file (supports Range)")
 
 
+class WorkerFailures(BaseModel):
+    worker: str
+    failures: int
+    blocked: bool = Field(description="the worker receives none of this job's tasks any more")
+    blocked_at: str | None
+    last_error: str | None
+
+
 class JobDetail(JobPublic):
     spec: dict[str, Any]
     task_list: list[TaskPublic]
     artifacts: list[ArtifactPublic]
+    worker_failures: list[WorkerFailures] = Field(
+        description="workers that failed this job's tasks; blocked ones get no more of them"
+    )
+
+
+class WorkerPublic(BaseModel):
+    name: str = Field(description="node name: pool, GPU and host (default-gpu0@render07)")
+    host: str
+    pool: str | None
+    gpu: int | None
+    queues: str
+    pid: int
+    state: str = Field(description="starting | idle | busy | draining | drained | stopped | lost")
+    task_id: int | None
+    job_id: int | None
+    frames: str | None
+    tasks_succeeded: int
+    tasks_failed: int
+    last_seen_s: float = Field(description="seconds since its last heartbeat")
+    started_at: str
+    versions: dict[str, Any]
 
 
 class JobPage(BaseModel):

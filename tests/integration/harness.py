@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -66,11 +66,22 @@ class Farm:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis = redis.Redis.from_url(str(settings.broker_url))
 
-    def _spawn(self, args: list[str], tag: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        args: list[str],
+        tag: str,
+        *,
+        prefix: Sequence[str] = (),
+        env_overrides: Mapping[str, str] | None = None,
+        module: str = "farm",
+    ) -> subprocess.Popen[bytes]:
+        """Start ``farm ARGS`` in its own session; ``prefix`` wraps the command (for example
+        ``ip netns exec NS``), ``env_overrides`` replace variables of its environment and
+        ``module`` runs another entry point with the same CLI."""
         log = open(self.log_dir / f"{tag}-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "farm", *args],
-            env=child_env(self.settings),
+            [*prefix, sys.executable, "-m", module, *args],
+            env={**child_env(self.settings), **(env_overrides or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -78,8 +89,18 @@ class Farm:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self, queues: str = "gpu,cpu") -> subprocess.Popen[bytes]:
-        return self._spawn(["worker", "--queues", queues], "worker")
+    def start_worker(
+        self,
+        queues: str = "gpu,cpu",
+        *,
+        name: str | None = None,
+        prefix: Sequence[str] = (),
+        env_overrides: Mapping[str, str] | None = None,
+        tag: str = "worker",
+        module: str = "farm",
+    ) -> subprocess.Popen[bytes]:
+        args = ["worker", "--queues", queues, *(["--name", name] if name else [])]
+        return self._spawn(args, tag, prefix=prefix, env_overrides=env_overrides, module=module)
 
     def start_sweeper(self) -> subprocess.Popen[bytes]:
         return self._spawn(["sweep", "--loop"], "sweeper")
