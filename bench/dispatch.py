@@ -155,7 +155,7 @@ def instrument(settings: Settings, key: str) -> None:
     runner.claim = timed("claim", runner.claim)
     runner.complete = timed("complete", runner.complete)
     runner.send_all = timed("send", runner.send_all)
-    runner.record = timed("  of which record", runner.record)
+    runner._end_attempt = timed("  of which the move", runner._end_attempt)
     execute = tasks.execute
     clients: dict[int, redis.Redis] = {}
 
@@ -219,6 +219,7 @@ def insert_jobs(
                     "sends": 0,
                     "ready": True,
                     "priority": 50,
+                    "stage_end": count,
                 }
                 for job_id, count in zip(job_ids, per_job, strict=True)
                 for i in range(count)
@@ -501,7 +502,7 @@ def print_profile(r: redis.Redis, key: str, farm: Row) -> None:
     records = [json.loads(x) for x in r.lrange(key, 0, -1)]
     if not records:
         return
-    labels = ["execute", "claim", "complete", "  of which record", "send"]
+    labels = ["execute", "claim", "complete", "  of which the move", "send"]
     per_task_s = WORKERS / farm.rate
     print(
         f"\nwhere a farm task's time goes ({len(records)} tasks; per worker process "

@@ -35,8 +35,9 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Each event is a broker round trip per task; see Settings.task_events.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         task_queues=[Queue(GPU_QUEUE), Queue(CPU_QUEUE)],
         task_default_queue=GPU_QUEUE,
         broker_transport_options={"visibility_timeout": 12 * 3600},

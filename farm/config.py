@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # How long a worker keeps retrying its bookkeeping writes through a database outage.
     db_retry_s: float = Field(default=120.0, ge=0)
 
+    # Celery task events (what Flower draws) from every worker all the time. Off, workers
+    # send them only while a Flower is watching: Flower switches them on every few seconds
+    # (its enable_events), and the database records every state change either way.
+    task_events: bool = False
+
     worker_threads: int | None = None
 
     webhook_secret: str | None = None

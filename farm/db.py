@@ -24,38 +24,48 @@ KEEPALIVES = {
     "keepalives_interval": 5,
     "keepalives_count": 3,
 }
-_engines: dict[tuple[int, str], Engine] = {}
+_engines: dict[tuple[int, str, bool], tuple[Engine, sessionmaker[Session]]] = {}
 
 
-def get_engine(settings: Settings) -> Engine:
-    """One pooled engine per (process, URL): a forked child builds its own."""
+def get_engine(settings: Settings, *, ping: bool = True) -> Engine:
+    """One pooled engine per (process, URL, ping): a forked child builds its own.
+
+    ``ping`` tests a pooled connection before handing it out (a round trip), so a restarted
+    database costs nobody an error. The workers' per-task writes skip it: they retry through
+    outages themselves (``workers.runner.with_db_retry``), and the first failure renews the
+    pool."""
+    return _pooled(settings, ping)[0]
+
+
+def _pooled(settings: Settings, ping: bool) -> tuple[Engine, sessionmaker[Session]]:
+    # The session factory is made once per engine: each sessionmaker defines a new Session
+    # class, which SQLAlchemy's event system must register, far dearer than a session.
     url = settings.sqlalchemy_url()
-    key = (os.getpid(), url)
-    engine = _engines.get(key)
-    if engine is None:
+    key = (os.getpid(), url, ping)
+    pooled = _engines.get(key)
+    if pooled is None:
         engine = create_engine(
             url,
-            pool_pre_ping=True,
+            pool_pre_ping=ping,
             pool_size=5,
             max_overflow=5,
             connect_args={"connect_timeout": 10, "options": SESSION_OPTIONS, **KEEPALIVES},
         )
-        _engines[key] = engine
-    return engine
+        pooled = _engines[key] = (engine, sessionmaker(bind=engine, expire_on_commit=False))
+    return pooled
 
 
 def dispose_engines() -> None:
-    for key, engine in list(_engines.items()):
+    for key, (engine, _) in list(_engines.items()):
         if key[0] == os.getpid():
             engine.dispose()
         _engines.pop(key, None)
 
 
 @contextmanager
-def session_scope(settings: Settings) -> Iterator[Session]:
+def session_scope(settings: Settings, *, ping: bool = True) -> Iterator[Session]:
     """A unit of work: committed on success, rolled back on any exception."""
-    factory = sessionmaker(bind=get_engine(settings), expire_on_commit=False)
-    session = factory()
+    session = _pooled(settings, ping)[1]()
     try:
         yield session
         session.commit()

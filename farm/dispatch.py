@@ -47,18 +47,20 @@ _READY_QUEUES = text(
 # Pick the first ready tasks of the queue in send order off ix_tasks_ready, as many as its
 # window has room for (every busy worker's next task waiting, plus ``ahead``: never a backlog
 # that would outrank later, higher priorities), skipping any another dispatcher holds; mark
-# them sent. The job's name labels the message.
+# them sent (by id = ANY(ARRAY(...)): an IN (...) the planner may join by scanning every
+# task). The job's name labels the message. ``claiming`` (0 or 1): the caller is claiming
+# a sent task of the queue in this transaction, which counts as running, not as waiting.
 _PICK = text(
     "UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM jobs"
-    " WHERE jobs.id = tasks.job_id AND tasks.id IN (SELECT t.id FROM tasks t"
+    " WHERE jobs.id = tasks.job_id AND tasks.id = ANY(ARRAY(SELECT t.id FROM tasks t"
     " JOIN jobs j ON j.id = t.job_id WHERE t.queue = :queue AND t.state = 'queued'"
     " AND t.sent_at IS NULL AND t.ready AND NOT j.paused"
     " AND (t.not_before IS NULL OR t.not_before <= now())"
     " ORDER BY t.priority DESC, t.id LIMIT (SELECT greatest(0, least(:limit, :ahead"
-    " + (SELECT count(*) FROM tasks WHERE state = 'running' AND queue = :queue)"
+    " + (SELECT count(*) FROM tasks WHERE state = 'running' AND queue = :queue) + :claiming"
     " - (SELECT count(*) FROM tasks WHERE state = 'queued' AND sent_at IS NOT NULL"
-    " AND queue = :queue))))"
-    " FOR UPDATE OF t SKIP LOCKED)"
+    " AND queue = :queue) + :claiming)))"
+    " FOR UPDATE OF t SKIP LOCKED))"
     " RETURNING tasks.id, tasks.kind, tasks.frames, tasks.priority, jobs.name"
 )
 
@@ -120,7 +122,14 @@ def dispatch_ready(
     return send_all(settings, celery, outgoing)
 
 
-def take(session: Session, queues: Iterable[str], ahead: int, limit: int = 500) -> list[Outgoing]:
+def take(
+    session: Session,
+    queues: Iterable[str],
+    ahead: int,
+    limit: int = 500,
+    *,
+    claiming: bool = False,
+) -> list[Outgoing]:
     """Mark, in the caller's transaction, what each queue's window has room for; the caller
     sends it with :func:`send_all` after committing (the workers do this inside their claim,
     saving a transaction per task)."""
@@ -130,7 +139,9 @@ def take(session: Session, queues: Iterable[str], ahead: int, limit: int = 500) 
         # One dispatcher per queue at a time: the next one waits, then counts what this one
         # marked, so concurrent passes neither overfill nor starve the window.
         conn.execute(_LOCK, {"key": zlib.crc32(queue.encode()) & 0x7FFFFFFF})
-        rows = conn.execute(_PICK, {"queue": queue, "limit": limit, "ahead": ahead}).all()
+        rows = conn.execute(
+            _PICK, {"queue": queue, "limit": limit, "ahead": ahead, "claiming": int(claiming)}
+        ).all()
         for task_id, name, frames, _, job_name in sorted(rows, key=lambda r: (-r[3], r[0])):
             kind = TaskKind(name)
             out.append(Outgoing(task_id, kind, queue, describe(kind, job_name, frames)))

@@ -1,16 +1,17 @@
 """Every status change goes through this module: :func:`transition` for a task held as an
-ORM object, :func:`record` for the workers' hot path, which writes the task row itself with
-:func:`task_fields`. Either way the state machine's table is checked, the event written, the
-job's task counters and state kept, and what the change made ready opened, all in the
-caller's transaction."""
+ORM object (operators, the sweeper), and :func:`move_sql` for the workers' hot path, one
+statement that writes the task row, the event and the job's counters; :func:`settle` follows
+either. The state machine's table is checked, the event written, the job's task counters and
+state kept, and what the change made ready opened, all in the caller's transaction."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, func, select, text, update
+from sqlalchemy import ColumnElement, Table, TextClause, func, select, text, update
 from sqlalchemy.orm import Session
 
 from farm import webhooks
@@ -28,6 +29,7 @@ class Change:
     task_id: int
     job_id: int
     stage: int
+    stage_end: int
     src: TaskState
     dst: TaskState
     attempt: int
@@ -42,6 +44,9 @@ class Transitioned:
     # Queues where tasks became ready (a stage finished, or a job others wait for succeeded):
     # worth a dispatch pass once the transaction commits.
     opened: frozenset[str] = frozenset()
+
+
+_NOW = func.now()  # task_fields' ``when`` in statements rendered as SQL text
 
 
 def task_fields(
@@ -83,28 +88,39 @@ def transition(
         setattr(task, name, value)
     session.flush()
     change = Change(
-        task.id, task.job_id, task.stage, src, dst, task.attempts, worker or task.worker,
-        message, when,
+        task.id, task.job_id, task.stage, task.stage_end, src, dst, task.attempts,
+        worker or task.worker, message, when,
     )  # fmt: skip
     return record(session, change)
 
 
-def _record_sql(src: TaskState, dst: TaskState) -> Any:
-    # The event and the counters in one round trip. The event's foreign key holds FOR KEY
-    # SHARE on the job, and the UPDATE takes FOR NO KEY UPDATE, which does not conflict with
-    # it: two workers of one job queue up on the job row instead of deadlocking.
-    return text(
-        "WITH ev AS (INSERT INTO events"
+# The event and the job's counters for the task row in the CTE ``moved`` (columns job_id,
+# task_id, at, worker, attempt, message, stage, stage_end), as the tail of one statement.
+# The event's foreign key holds FOR KEY SHARE on the job, and the counters' UPDATE takes FOR
+# NO KEY UPDATE, which does not conflict with it: two workers of one job queue up on the job
+# row instead of deadlocking. RETURNING reads the job row as locked, so the counters are
+# exact under concurrent transitions.
+def _record_tail(src: TaskState, dst: TaskState) -> str:
+    return (
+        ", ev AS (INSERT INTO events"
         " (job_id, task_id, at, from_state, to_state, worker, attempt, message)"
-        " VALUES (:job, :task, :at, :src, :dst, :worker, :attempt, :message))"
+        f" SELECT job_id, task_id, at, '{src.value}', '{dst.value}', worker, attempt, message"
+        " FROM moved)"
         f" UPDATE jobs SET tasks_{src.value} = tasks_{src.value} - 1,"
-        f" tasks_{dst.value} = tasks_{dst.value} + 1 WHERE id = :job"
-        f" RETURNING state, {', '.join(_COUNTERS)}"
+        f" tasks_{dst.value} = tasks_{dst.value} + 1 FROM moved WHERE jobs.id = moved.job_id"
+        f" RETURNING jobs.state, {', '.join(f'jobs.{c}' for c in _COUNTERS)},"
+        " moved.task_id, moved.stage, moved.stage_end, moved.at"
     )
 
 
+_GIVEN = (
+    "WITH moved AS (SELECT CAST(:job AS bigint) AS job_id, CAST(:task AS bigint) AS task_id,"
+    " CAST(:at AS timestamptz) AS at, CAST(:worker AS text) AS worker,"
+    " CAST(:attempt AS integer) AS attempt, CAST(:message AS text) AS message,"
+    " CAST(:stage AS integer) AS stage, CAST(:stage_end AS integer) AS stage_end)"
+)
 _RECORD = {
-    (src, dst): _record_sql(src, dst)
+    (src, dst): text(_GIVEN + _record_tail(src, dst))
     for src in TaskState
     for dst in TaskState
     if can_transition(src, dst)
@@ -113,28 +129,70 @@ _RECORD = {
 
 def record(session: Session, ch: Change) -> Transitioned:
     """The event, the job's counters and state, and what the change opened; the task's own
-    row was written by the caller (with :func:`task_fields`) in this transaction."""
+    row was written by the caller in this transaction."""
     sql = _RECORD.get((ch.src, ch.dst))
     if sql is None:
         raise InvalidTransition(ch.task_id, ch.src.value, ch.dst.value)
-    conn = session.connection()
-    row = conn.execute(
-        sql,
-        {
-            "job": ch.job_id, "task": ch.task_id, "at": ch.when, "src": ch.src.value,
-            "dst": ch.dst.value, "worker": ch.worker, "attempt": ch.attempt,
-            "message": ch.message,
-        },
-    ).one()  # fmt: skip
-    present = [s for s, n in zip(TaskState, row[1:], strict=True) if n > 0]
+    row = (
+        session.connection()
+        .execute(
+            sql,
+            {
+                "job": ch.job_id, "task": ch.task_id, "at": ch.when, "worker": ch.worker,
+                "attempt": ch.attempt, "message": ch.message, "stage": ch.stage,
+                "stage_end": ch.stage_end,
+            },
+        )
+        .one()
+    )  # fmt: skip
+    return settle(session, ch.job_id, ch.dst, row)
+
+
+@functools.cache
+def move_sql(
+    src: TaskState, dst: TaskState, sets: tuple[tuple[str, str], ...], guard: str, ctes: str
+) -> TextClause:
+    """One statement that moves task ``:task`` from ``src`` to ``dst`` (its row's fields, as
+    :func:`task_fields` says, plus ``sets``: column -> SQL), runs the extra CTEs ``ctes``,
+    and records the event and the job's counters: the workers' hot path, one round trip
+    instead of one per write. ``guard`` adds conditions on the task row; a row they exclude
+    moves nothing and the statement returns no row. Parameters: ``:task``, ``:message`` and
+    those the SQL pieces name."""
+    fields = {
+        name: "now()" if value is _NOW else "NULL" if value is None else ":message"
+        if name == "error" else f"'{value.value}'"
+        for name, value in task_fields(src, dst, _NOW, "?").items()
+    }  # fmt: skip
+    fields.update(sets)
+    assignments = ", ".join(f"{name} = {sql}" for name, sql in fields.items())
+    return text(
+        f"WITH moved AS (UPDATE tasks SET {assignments}"
+        f" WHERE id = :task AND state = '{src.value}'{guard}"
+        " RETURNING job_id, id AS task_id, now() AS at, worker, attempts AS attempt,"
+        " CAST(:message AS text) AS message, stage, stage_end)"
+        + (f", {ctes}" if ctes else "")
+        + _record_tail(src, dst)
+    )
+
+
+def settle(session: Session, job_id: int, dst: TaskState, row: Any) -> Transitioned:
+    """After the counters moved (``row``: what the recording statement returned): the job's
+    state, and what the change made ready. A stage is done when the job's successes reach
+    the number of tasks through it (``stage_end``), as no task leaves SUCCEEDED and no later
+    stage runs before an earlier one is done: no query of the job's tasks is needed."""
+    counts = dict(zip(TaskState, row[1 : 1 + len(_COUNTERS)], strict=True))
+    stage, stage_end, when = row[-3], row[-2], row[-1]
     opened: set[str] = set()
-    if ch.dst is TaskState.SUCCEEDED:
-        opened |= _open_next_stage(session, ch.job_id, ch.stage)
-    old, new = JobState(row[0]), derive_job_state(present)
+    if dst is TaskState.SUCCEEDED and counts[TaskState.SUCCEEDED] == stage_end:
+        later = select(func.min(TASKS.c.stage)).where(
+            TASKS.c.job_id == job_id, TASKS.c.stage > stage
+        )
+        opened |= _mark_ready(session, job_id, later)
+    old, new = JobState(row[0]), derive_job_state(s for s, n in counts.items() if n > 0)
     if new is not old:
-        _set_job_state(session, ch.job_id, new, ch.when)
+        _set_job_state(session, job_id, new, when)
         if new is JobState.SUCCEEDED:
-            opened |= _release_dependents(session, ch.job_id)
+            opened |= _release_dependents(session, job_id)
     return Transitioned(new, frozenset(opened))
 
 
@@ -158,24 +216,6 @@ def _set_job_state(session: Session, job_id: int, new: JobState, when: datetime)
     job.state = new
     webhooks.enqueue(session, job, new, when)
     session.flush()
-
-
-def _open_next_stage(session: Session, job_id: int, stage: int) -> set[str]:
-    """If every task of ``stage`` has succeeded, mark the next stage's tasks ready."""
-    conn = session.connection()
-    pending = conn.execute(
-        select(TASKS.c.id)
-        .where(
-            TASKS.c.job_id == job_id,
-            TASKS.c.stage == stage,
-            TASKS.c.state != TaskState.SUCCEEDED,
-        )
-        .limit(1)
-    ).first()
-    if pending is not None:
-        return set()
-    later = select(func.min(TASKS.c.stage)).where(TASKS.c.job_id == job_id, TASKS.c.stage > stage)
-    return _mark_ready(session, job_id, later)
 
 
 def _release_dependents(session: Session, job_id: int) -> set[str]:

@@ -126,6 +126,10 @@ class Task(Base):
     # (submission, a stage's last success, a dependency's success) and never cleared, so the
     # dispatcher reads the ready work off one index instead of re-deriving it per pass.
     ready: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Tasks of the job up to and including this one's stage. No task leaves SUCCEEDED and a
+    # stage becomes ready only when the earlier ones have succeeded, so the stage is done
+    # exactly when the job's ``tasks_succeeded`` reaches this (farm.lifecycle).
+    stage_end: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The job's priority, copied so that index can be in send order.
     priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     state: Mapped[TaskState] = mapped_column(_enum(TaskState), default=TaskState.QUEUED)
@@ -150,6 +154,14 @@ class Task(Base):
         Index("ix_tasks_queued", "sent_at", postgresql_where=text("state = 'queued'")),
         Index(
             "ix_tasks_running_lease", "lease_expires_at", postgresql_where=text("state = 'running'")
+        ),
+        # A queue's dispatch window counts these; as index-only scans over entries of live
+        # rows (an index scan marks the dead ones), not bitmap scans visiting every dead row.
+        Index("ix_tasks_running_queue", "queue", postgresql_where=text("state = 'running'")),
+        Index(
+            "ix_tasks_sent_queue",
+            "queue",
+            postgresql_where=text("state = 'queued' AND sent_at IS NOT NULL"),
         ),
         Index(
             "ix_tasks_ready",

@@ -28,6 +28,12 @@ def model_queue(pool: str | None) -> str:
     return f"{GPU_QUEUE}.{pool}" if pool else GPU_QUEUE
 
 
+def stage_ends(tasks: list[PlannedTask]) -> dict[int, int]:
+    """Stage -> how many tasks are in it and the stages before it: the job's success count
+    at which that stage is done."""
+    return {s: sum(1 for t in tasks if t.stage <= s) for s in {t.stage for t in tasks}}
+
+
 def plan(spec: TrainSpec | RenderSpec) -> list[PlannedTask]:
     gpu = model_queue(spec.pool)
     if isinstance(spec, TrainSpec):

@@ -32,7 +32,7 @@ from farm.families import (
 )
 from farm.models import Event, Job, JobDependency, Task
 from farm.outputs import OutsideOutputRoot, confine, default_output
-from farm.planner import plan
+from farm.planner import plan, stage_ends
 from farm.specs import MAX_ID, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
 from farm.states import JobState
 
@@ -201,7 +201,7 @@ def submit(
             session.add(job)
             session.flush()
             attempts = spec.max_attempts or settings.max_attempts
-            first = min(p.stage for p in planned)
+            first, ends = min(p.stage for p in planned), stage_ends(planned)
             free = _dependencies_succeeded(session, deps)
             for p in planned:
                 session.add(
@@ -217,6 +217,7 @@ def submit(
                         max_attempts=attempts,
                         priority=spec.priority,
                         ready=free and p.stage == first,
+                        stage_end=ends[p.stage],
                     )
                 )
             for dep in deps:

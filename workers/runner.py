@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from celery import Celery
-from sqlalchemy import Table, bindparam, delete, func, select, text, update
+from sqlalchemy import Table, delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from farm.config import Settings
 from farm.db import get_engine, session_scope
 from farm.dispatch import Outgoing, dispatch_ready, send_all, take
 from farm.errors import TaskLost
-from farm.lifecycle import JOBS, TASKS, Change, Transitioned, record, task_fields
+from farm.lifecycle import TASKS, Transitioned, move_sql, settle
 from farm.models import Artifact, Task, Worker, WorkerFailure
 from farm.states import TaskKind, TaskState, retry_delay_s
 
@@ -115,7 +115,7 @@ class Heartbeat(threading.Thread):
         s = self.ctx.settings
         while not self.stop_event.wait(s.heartbeat_s):
             try:
-                with get_engine(s).begin() as conn:
+                with get_engine(s, ping=False).begin() as conn:
                     row = conn.execute(
                         text(
                             "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => :l)"
@@ -136,25 +136,15 @@ class Heartbeat(threading.Thread):
 
 ARTIFACTS = cast(Table, Artifact.__table__)
 WORKERS, FAILURES = cast(Table, Worker.__table__), cast(Table, WorkerFailure.__table__)
-_CLAIM = (
-    select(
-        TASKS.c.state, TASKS.c.attempts, TASKS.c.job_id, TASKS.c.stage, TASKS.c.kind,
-        TASKS.c.frames, TASKS.c.position, TASKS.c.frame_count,
-        TASKS.c.index.label("task_index"), TASKS.c.queue, TASKS.c.max_attempts,
-        JOBS.c.name, JOBS.c.spec, JOBS.c.paused, func.now().label("now"),
-        select(WORKERS.c.draining)
-        .where(WORKERS.c.name == bindparam("worker"))
-        .scalar_subquery()
-        .label("draining"),
-        select(FAILURES.c.blocked_at)
-        .where(FAILURES.c.job_id == TASKS.c.job_id, FAILURES.c.worker == bindparam("worker"))
-        .scalar_subquery()
-        .label("blocked_at"),
-    )
-    .select_from(TASKS.join(JOBS, JOBS.c.id == TASKS.c.job_id))
-    .where(TASKS.c.id == bindparam("task"))
-    .with_for_update(of=TASKS)
-)  # fmt: skip
+# The delivered task, locked, with what decides whether this worker may run it.
+_CLAIM = text(
+    "SELECT t.state, t.attempts, t.job_id, t.stage, t.kind, t.frames, t.position,"
+    " t.frame_count, t.index AS task_index, t.queue, t.max_attempts, j.name, j.spec, j.paused,"
+    " now() AS now, (SELECT draining FROM workers WHERE name = :worker) AS draining,"
+    " (SELECT blocked_at FROM worker_failures f WHERE f.job_id = t.job_id"
+    " AND f.worker = :worker) AS blocked_at"
+    " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :task FOR UPDATE OF t"
+)
 
 
 def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
@@ -163,10 +153,10 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
 
     The hot path of every task, so it speaks Core to the tables, and it does the dispatch
     its claim calls for in the same transaction."""
-    with session_scope(settings) as session:
+    with session_scope(settings, ping=False) as session:
         conn = session.connection()
         row = conn.execute(_CLAIM, {"task": task_id, "worker": worker}).first()
-        if row is None or row.state is not TaskState.QUEUED:
+        if row is None or row.state != TaskState.QUEUED:
             log.info("task %s: dropping delivery (state %s)", task_id, row and row.state)
             return None
         now, draining, blocked_at = row.now, row.draining, row.blocked_at
@@ -181,39 +171,22 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
             why = "paused" if row.paused else "draining" if draining else "blocked"
             log.info("task %s: delivery put back (%s)", task_id, why)
             return None
+        # The window first (this task counts as running in it), then the move: the job row
+        # the move locks is held only until the commit, not across the dispatch.
+        outgoing = take(session, [row.queue], settings.dispatch_ahead, claiming=True)
         attempt = row.attempts + 1
-        busy = (
-            update(WORKERS)
-            .where(WORKERS.c.name == worker)
-            .values(state="busy", task_id=task_id, last_seen_at=now)
-            .cte("busy")
-        )
-        conn.execute(
-            update(TASKS)
-            .where(TASKS.c.id == task_id)
-            .values(
-                attempts=attempt,
-                worker=worker,
-                worker_pid=os.getpid(),
-                lease_expires_at=now + timedelta(seconds=settings.lease_s),
-                progress=None,
-                **task_fields(TaskState.QUEUED, TaskState.RUNNING, now, None),
-            )
-            .add_cte(busy)
-        )
-        # Our claim frees a place in the queue's window: fill it in this transaction.
-        outgoing = take(session, [row.queue], settings.dispatch_ahead)
-        record(
-            session,
-            Change(task_id, row.job_id, row.stage, TaskState.QUEUED, TaskState.RUNNING,
-                   attempt, worker, None, now),
-        )  # fmt: skip
+        moved = conn.execute(
+            _CLAIM_MOVE,
+            {"task": task_id, "message": None, "attempt": attempt, "worker": worker,
+             "pid": os.getpid(), "lease_s": settings.lease_s},
+        ).one()  # fmt: skip
+        settle(session, row.job_id, TaskState.RUNNING, moved)
         return TaskContext(
             settings=settings,
             task_id=task_id,
             job_id=row.job_id,
             job_name=row.name,
-            kind=row.kind,
+            kind=TaskKind(row.kind),
             attempt=attempt,
             spec=dict(row.spec),
             frames=row.frames,
@@ -227,41 +200,63 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
         )
 
 
-def _end_attempt(
-    session: Session, ctx: TaskContext, dst: TaskState, message: str | None, **fields: Any
-) -> Transitioned | None:
-    """End our attempt, free the worker's registry row and record the change; None (nothing
-    written) if the attempt is no longer ours: a lapsed lease or a cancel made it someone
-    else's. The conditional UPDATE is the check and the write in one round trip."""
-    counter = WORKERS.c.tasks_succeeded if dst is TaskState.SUCCEEDED else WORKERS.c.tasks_failed
-    idle = (
-        update(WORKERS)
-        .where(WORKERS.c.name == ctx.worker, WORKERS.c.task_id == ctx.task_id)
-        .values({WORKERS.c.state: "idle", WORKERS.c.task_id: None, counter: counter + 1})
-        .cte("idle")
+_CLAIM_MOVE = move_sql(
+    TaskState.QUEUED,
+    TaskState.RUNNING,
+    (
+        ("attempts", ":attempt"),
+        ("worker", ":worker"),
+        ("worker_pid", ":pid"),
+        ("lease_expires_at", "now() + make_interval(secs => :lease_s)"),
+        ("progress", "NULL"),
+    ),
+    "",
+    "busy AS (UPDATE workers SET state = 'busy', task_id = :task, last_seen_at = now()"
+    " WHERE name = :worker)",
+)
+
+
+def _idle(counter: str) -> str:
+    return (
+        f"idle AS (UPDATE workers SET state = 'idle', task_id = NULL, {counter} = {counter} + 1"
+        " WHERE name = :worker AND task_id = :task)"
     )
-    ended = (
+
+
+_OURS = " AND attempts = :attempt"
+_END = {
+    TaskState.SUCCEEDED: move_sql(
+        TaskState.RUNNING, TaskState.SUCCEEDED, (), _OURS, _idle("tasks_succeeded")
+    ),
+    TaskState.QUEUED: move_sql(
+        TaskState.RUNNING,
+        TaskState.QUEUED,
+        (("not_before", "now() + make_interval(secs => :delay_s)"),),
+        _OURS,
+        _idle("tasks_failed"),
+    ),
+    TaskState.FAILED: move_sql(
+        TaskState.RUNNING, TaskState.FAILED, (), _OURS, _idle("tasks_failed")
+    ),
+}
+
+
+def _end_attempt(
+    session: Session, ctx: TaskContext, dst: TaskState, message: str | None, delay_s: float = 0
+) -> Transitioned | None:
+    """End our attempt, free the worker's registry row and record the change, in one
+    statement; None (nothing written) if the attempt is no longer ours: a lapsed lease or a
+    cancel made it someone else's."""
+    row = (
         session.connection()
         .execute(
-            update(TASKS)
-            .where(
-                TASKS.c.id == ctx.task_id,
-                TASKS.c.state == TaskState.RUNNING,
-                TASKS.c.attempts == ctx.attempt,
-            )
-            .values(**fields, **task_fields(TaskState.RUNNING, dst, func.now(), message))
-            .add_cte(idle)
-            .returning(TASKS.c.stage, func.now())
+            _END[dst],
+            {"task": ctx.task_id, "attempt": ctx.attempt, "worker": ctx.worker,
+             "message": message, "delay_s": delay_s},
         )
         .first()
-    )
-    if ended is None:
-        return None
-    change = Change(
-        ctx.task_id, ctx.job_id, ended[0], TaskState.RUNNING, dst, ctx.attempt, ctx.worker,
-        message, ended[1],
     )  # fmt: skip
-    return record(session, change)
+    return None if row is None else settle(session, ctx.job_id, dst, row)
 
 
 T = TypeVar("T")
@@ -293,7 +288,7 @@ def complete(ctx: TaskContext, result: Result) -> tuple[bool, frozenset[str]]:
 
 
 def _complete(ctx: TaskContext, result: Result) -> tuple[bool, frozenset[str]]:
-    with session_scope(ctx.settings) as session:
+    with session_scope(ctx.settings, ping=False) as session:
         done = _end_attempt(session, ctx, TaskState.SUCCEEDED, None)
         if done is None:
             log.warning(
@@ -340,12 +335,10 @@ def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
 
 
 def _fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
-    with session_scope(ctx.settings) as session:
+    with session_scope(ctx.settings, ping=False) as session:
         if ctx.attempt < ctx.max_attempts and not permanent:
-            delay = timedelta(seconds=retry_delay_s(ctx.attempt, ctx.settings.retry_backoff_s))
-            done = _end_attempt(
-                session, ctx, TaskState.QUEUED, error, not_before=func.now() + delay
-            )
+            delay_s = retry_delay_s(ctx.attempt, ctx.settings.retry_backoff_s)
+            done = _end_attempt(session, ctx, TaskState.QUEUED, error, delay_s)
         else:
             done = _end_attempt(session, ctx, TaskState.FAILED, error)
         if done is None:

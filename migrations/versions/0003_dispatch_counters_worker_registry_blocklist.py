@@ -18,6 +18,7 @@ depends_on = None
 
 STATES = ("queued", "running", "succeeded", "failed", "canceled")
 READY = "state = 'queued' AND sent_at IS NULL AND ready"
+SENT = "state = 'queued' AND sent_at IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -29,6 +30,11 @@ def upgrade() -> None:
         "tasks", sa.Column("ready", sa.Boolean(), server_default=sa.text("false"), nullable=False)
     )
     op.add_column("tasks", sa.Column("priority", sa.Integer(), server_default="50", nullable=False))
+    op.add_column("tasks", sa.Column("stage_end", sa.Integer(), server_default="1", nullable=False))
+    op.execute(
+        "UPDATE tasks SET stage_end = (SELECT count(*) FROM tasks e"
+        " WHERE e.job_id = tasks.job_id AND e.stage <= tasks.stage)"
+    )
     counts = ", ".join(
         f"tasks_{s} = (SELECT count(*) FROM tasks t WHERE t.job_id = jobs.id AND t.state = '{s}')"
         for s in STATES
@@ -48,6 +54,20 @@ def upgrade() -> None:
         ["queue", sa.text("priority DESC"), "id"],
         unique=False,
         postgresql_where=sa.text(READY),
+    )
+    op.create_index(
+        "ix_tasks_running_queue",
+        "tasks",
+        ["queue"],
+        unique=False,
+        postgresql_where=sa.text("state = 'running'"),
+    )
+    op.create_index(
+        "ix_tasks_sent_queue",
+        "tasks",
+        ["queue"],
+        unique=False,
+        postgresql_where=sa.text(SENT),
     )
     op.create_table(
         "workers",
@@ -97,7 +117,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("worker_failures")
     op.drop_table("workers")
+    op.drop_index("ix_tasks_sent_queue", table_name="tasks", postgresql_where=sa.text(SENT))
+    op.drop_index(
+        "ix_tasks_running_queue", table_name="tasks", postgresql_where=sa.text("state = 'running'")
+    )
     op.drop_index("ix_tasks_ready", table_name="tasks", postgresql_where=sa.text(READY))
+    op.drop_column("tasks", "stage_end")
     op.drop_column("tasks", "priority")
     op.drop_column("tasks", "ready")
     for state in STATES:

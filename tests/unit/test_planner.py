@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm.planner import CPU_QUEUE, GPU_QUEUE, PlannedTask, describe, plan
+from farm.planner import CPU_QUEUE, GPU_QUEUE, PlannedTask, describe, plan, stage_ends
 from farm.specs import parse_spec
 from farm.states import TaskKind
 
@@ -109,3 +109,9 @@ def test_describe_assemble() -> None:
 
 def test_describe_train_ignores_frames() -> None:
     assert describe(TaskKind.TRAIN, "vae-1", None) == "train vae-1"
+
+
+def test_stage_ends_count_the_tasks_through_each_stage() -> None:
+    # Three chunks end stage 0 at three successes; the assembly ends the job at four.
+    assert stage_ends(_render("1-10", 4)) == {0: 3, 1: 4}
+    assert stage_ends(_render("1", 1)) == {0: 1, 1: 2}
