@@ -84,8 +84,7 @@ def api(
 def flower(port: int | None = typer.Option(None, help="default FARM_FLOWER_PORT (5555)")) -> None:
     """Start Flower on the farm's broker, behind basic authentication (FARM_FLOWER_BASIC_AUTH
     as user:password; Flower is refused without it)."""
-    from celery.bin.celery import main as celery_main
-
+    from farm.celery_app import make_celery
     from farm.runtime import services
 
     settings = Settings()
@@ -93,10 +92,10 @@ def flower(port: int | None = typer.Option(None, help="default FARM_FLOWER_PORT 
     if not auth or ":" not in auth or auth.endswith(":"):
         raise _fail(FarmError("set FARM_FLOWER_BASIC_AUTH=user:password: Flower needs a login"))
     with services(settings, migrate=False) as s:
-        celery_main(
+        # The farm's own app, so Flower speaks its configuration (JSON only, its broker).
+        make_celery(s).start(
             [
-                "--broker", str(s.broker_url), "flower",
-                f"--port={port or s.flower_port}", f"--basic-auth={auth}",
+                "flower", f"--port={port or s.flower_port}", f"--basic-auth={auth}",
                 "--purge_offline_workers=60",
             ]
         )  # fmt: skip

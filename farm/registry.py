@@ -103,7 +103,8 @@ def pid_alive(pid: int) -> bool:
 def claim_name(settings: Settings, wanted: str) -> str:
     """Reserve a node name for this process: ``wanted`` unless a live worker holds it (then
     ``wanted`` with a suffix). A row left by a dead worker is taken over, so a restarted worker
-    (a container restart, a crash) keeps its name, and with it its blocklist entries."""
+    (a container restart, a crash) keeps its name, and with it its blocklist entries. Workers
+    starting at once race for a name: the insert that loses moves on to the next suffix."""
     host, pid = socket.gethostname(), os.getpid()
     with session_scope(settings) as s:
         now = s.execute(select(func.now())).scalar_one()
@@ -120,18 +121,15 @@ def claim_name(settings: Settings, wanted: str) -> str:
                     continue
                 s.delete(row)
                 s.flush()
-            s.add(
-                Worker(
-                    name=name,
-                    host=host,
-                    queues="",
-                    pid=pid,
-                    versions={},
-                    state="starting",
-                    draining=bool(row and row.draining),
-                )
-            )
-            return name
+            taken = s.execute(
+                insert(Worker)
+                .values(name=name, host=host, queues="", pid=pid, versions={},
+                        state="starting", draining=bool(row and row.draining))
+                .on_conflict_do_nothing(index_elements=["name"])
+                .returning(Worker.name)
+            ).scalar()  # fmt: skip
+            if taken is not None:
+                return name
     raise FarmError(f"no free worker name like {wanted!r}")
 
 

@@ -101,7 +101,8 @@ def run_worker(
             "--concurrency", str(concurrency),
             "--pool", "prefork",
             "--hostname", node,
-            "--task-events",
+            # Task events only when always wanted; else a watching Flower switches them on.
+            *(["--task-events"] if settings.task_events else []),
             "--without-gossip",
             "--without-mingle",
             f"--loglevel={loglevel}",

@@ -32,7 +32,7 @@ from farm.db import get_engine, session_scope
 from farm.dispatch import Outgoing, dispatch_ready, send_all, take
 from farm.errors import TaskLost
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
-from farm.models import Artifact, Task, Worker, WorkerFailure
+from farm.models import Artifact, Task
 from farm.states import TaskKind, TaskState, retry_delay_s
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,6 @@ class Heartbeat(threading.Thread):
 
 
 ARTIFACTS = cast(Table, Artifact.__table__)
-WORKERS, FAILURES = cast(Table, Worker.__table__), cast(Table, WorkerFailure.__table__)
 # The delivered task, locked, with what decides whether this worker may run it.
 _CLAIM = text(
     "SELECT t.state, t.attempts, t.job_id, t.stage, t.kind, t.frames, t.position,"
@@ -151,8 +150,8 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
     """Win the task for this delivery, or return None for a duplicate or stale one, or one
     this worker must not run (its job paused or blocking this worker, the worker draining).
 
-    The hot path of every task, so it speaks Core to the tables, and it does the dispatch
-    its claim calls for in the same transaction."""
+    The hot path of every task, so it is plain SQL built once, and it does the dispatch its
+    claim calls for in the same transaction."""
     with session_scope(settings, ping=False) as session:
         conn = session.connection()
         row = conn.execute(_CLAIM, {"task": task_id, "worker": worker}).first()

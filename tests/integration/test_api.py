@@ -439,3 +439,43 @@ def test_flower_refuses_to_start_without_credentials(farm: Farm) -> None:
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode != 0
     assert "FARM_FLOWER_BASIC_AUTH" in res.stderr
+
+
+def test_flower_switches_task_events_on_and_lists_farm_tasks_by_name(farm: Farm) -> None:
+    """Workers send no task events unless someone watches (``FARM_TASK_EVENTS`` is off); a
+    running Flower turns them on, and its task list names each task by its job."""
+    assert not farm.settings.task_events
+    port, auth = _port(), ("ops", "flower-test-secret")
+    env = {**child_env(farm.settings), "FARM_FLOWER_BASIC_AUTH": ":".join(auth)}
+    log = farm.log_dir / "flower.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "farm", "flower", "--port", str(port)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/api/workers", auth=auth, timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        farm.wait_until(up, 60, "Flower answering")
+        assert httpx.get(f"{url}/api/tasks", timeout=5).status_code == 401
+        # Flower enables events every few seconds; jobs submitted before that go unseen, so
+        # submit until one shows up in its task list under its job's name.
+        seen: list[str] = []
+        deadline = time.monotonic() + 120
+        n = 0
+        while not seen and time.monotonic() < deadline:
+            n += 1
+            job = farm.submit({"kind": "train", "name": f"flower-watched-{n}", "epochs": 1})
+            assert farm.wait(job, timeout_s=120)["state"] == "succeeded", farm.logs()
+            tasks = httpx.get(f"{url}/api/tasks", auth=auth, timeout=5).json()
+            seen = [t["name"] for t in tasks.values() if "flower-watched" in (t["name"] or "")]
+        assert seen, log.read_text(errors="replace")[-2000:]
+        assert any(name.startswith("train flower-watched-") for name in seen), seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

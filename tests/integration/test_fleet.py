@@ -132,6 +132,19 @@ def test_workers_register_show_their_task_and_stop(fleet: Farm, checkpoint: str)
     assert state_of(fleet, "reg@fleet") == "stopped"
 
 
+def test_workers_started_at_once_under_one_name_all_come_up(fleet: Farm) -> None:
+    # They race for the name: the losers take the next suffixes instead of dying at start.
+    procs = [fleet.start_worker(name="twin@fleet") for _ in range(3)]
+    names = {"twin@fleet", "twin-2@fleet", "twin-3@fleet"}
+    fleet.wait_until(
+        lambda: all(state_of(fleet, n) == "idle" for n in names), 120, "three registered"
+    )
+    assert all(p.poll() is None for p in procs)
+    assert {worker(fleet, n)["pid"] for n in names} == {p.pid for p in procs}  # type: ignore[index]
+    for p in procs:
+        fleet.stop(p)
+
+
 def test_killed_worker_is_shown_lost_and_its_task_recovered(fleet: Farm, checkpoint: str) -> None:
     doomed = fleet.start_worker(name="doomed@fleet")
     job = fleet.submit(
