@@ -340,7 +340,10 @@ def _fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
             done = _end_attempt(session, ctx, TaskState.QUEUED, error, delay_s)
         else:
             done = _end_attempt(session, ctx, TaskState.FAILED, error)
-        if done is None:
+        # A permanent failure is the input's (a corrupt checkpoint, a bad data set), not the
+        # worker's: counting it would block every worker from the job in turn, and leave the
+        # job's other tasks bouncing between the dispatcher and blocked workers.
+        if done is None or permanent:
             return
         if record_failure(session, ctx.job_id, ctx.worker, error, ctx.settings.block_after):
             log.warning("worker %s is now blocked from job %s", ctx.worker, ctx.job_id)

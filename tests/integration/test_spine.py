@@ -163,6 +163,17 @@ def test_corrupt_checkpoint_fails_at_once_and_worker_survives(farm: Farm, traine
     # The same worker still renders.
     ok = farm.submit(render("after-corrupt", frames="1-4", chunk_size=4))
     assert farm.wait(ok)["state"] == "succeeded"
+    # The input was at fault, not the worker: it is not blocked from the job, so the job's
+    # other chunks ran (and failed) too instead of bouncing off a blocked worker; the
+    # assembly waits, unsent, for a retry.
+    assert farm.detail(job_id)["worker_failures"] == []
+
+    def settled() -> bool:
+        tasks = farm.detail(job_id)["task_list"]
+        chunks = [t["state"] for t in tasks if t["kind"] == "render_chunk"]
+        return chunks == ["failed"] * len(chunks)
+
+    farm.wait_until(settled, 60, "every chunk of the corrupt job ended")
 
 
 def test_failed_dependency_fails_the_render_with_its_reason(farm: Farm) -> None:
