@@ -102,8 +102,7 @@ def main() -> None:
             t1, between = time.perf_counter(), statements[0]
             if ctx is None:
                 raise SystemExit(f"task {task_id} was not claimed")
-            recorded, _ = runner.complete(ctx, runner.Result())
-            if not recorded:
+            if not runner.complete(ctx, runner.Result()).recorded:
                 raise SystemExit(f"task {task_id} was not completed")
             claims.append(t1 - t0)
             completions.append(time.perf_counter() - t1)

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Messages per queue sent ahead of the busy workers. The database, not the broker, picks
     # what to send next, so a small window is what makes priorities hold exactly.
     dispatch_ahead: int = Field(default=2, ge=1)
+    # A worker whose delivery has run less than this goes on with its job's next task
+    # without a broker message (claimed in the completion's transaction): short tasks cost
+    # a transaction each instead of a message, a Celery task and two transactions. 0: never.
+    chain_s: float = Field(default=1.0, ge=0)
     # Failed attempts of one job's tasks after which a worker is blocked from that job
     # (0: never block).
     block_after: int = Field(default=2, ge=0)

@@ -109,7 +109,7 @@ def _record_tail(src: TaskState, dst: TaskState) -> str:
         f" UPDATE jobs SET tasks_{src.value} = tasks_{src.value} - 1,"
         f" tasks_{dst.value} = tasks_{dst.value} + 1 FROM moved WHERE jobs.id = moved.job_id"
         f" RETURNING jobs.state, {', '.join(f'jobs.{c}' for c in _COUNTERS)},"
-        " moved.task_id, moved.stage, moved.stage_end, moved.at"
+        " moved.task_id, moved.attempt, moved.stage, moved.stage_end, moved.at"
     )
 
 
@@ -150,14 +150,23 @@ def record(session: Session, ch: Change) -> Transitioned:
 
 @functools.cache
 def move_sql(
-    src: TaskState, dst: TaskState, sets: tuple[tuple[str, str], ...], guard: str, ctes: str
+    src: TaskState,
+    dst: TaskState,
+    sets: tuple[tuple[str, str], ...],
+    guard: str,
+    ctes: str,
+    *,
+    target: str = ":task",
+    returning: tuple[str, ...] = (),
 ) -> TextClause:
-    """One statement that moves task ``:task`` from ``src`` to ``dst`` (its row's fields, as
-    :func:`task_fields` says, plus ``sets``: column -> SQL), runs the extra CTEs ``ctes``,
-    and records the event and the job's counters: the workers' hot path, one round trip
-    instead of one per write. ``guard`` adds conditions on the task row; a row they exclude
-    moves nothing and the statement returns no row. Parameters: ``:task``, ``:message`` and
-    those the SQL pieces name."""
+    """One statement that moves task ``target`` (SQL for its id: the parameter ``:task``, or a
+    subquery that picks one) from ``src`` to ``dst`` (its row's fields, as
+    :func:`task_fields` says, plus ``sets``: column -> SQL), runs the extra CTEs ``ctes``
+    (which see the moved row as ``moved``), and records the event and the job's counters: the
+    workers' hot path, one round trip instead of one per write. ``guard`` adds conditions on
+    the task row; a row they exclude moves nothing and the statement returns no row.
+    ``returning`` names more of the task's columns to return (``"index" AS task_index``).
+    Parameters: ``:message`` and those the SQL pieces name."""
     fields = {
         name: "now()" if value is _NOW else "NULL" if value is None else ":message"
         if name == "error" else f"'{value.value}'"
@@ -165,13 +174,15 @@ def move_sql(
     }  # fmt: skip
     fields.update(sets)
     assignments = ", ".join(f"{name} = {sql}" for name, sql in fields.items())
+    extra = "".join(f", {column}" for column in returning)
     return text(
         f"WITH moved AS (UPDATE tasks SET {assignments}"
-        f" WHERE id = :task AND state = '{src.value}'{guard}"
+        f" WHERE id = {target} AND state = '{src.value}'{guard}"
         " RETURNING job_id, id AS task_id, now() AS at, worker, attempts AS attempt,"
-        " CAST(:message AS text) AS message, stage, stage_end)"
+        f" CAST(:message AS text) AS message, stage, stage_end{extra})"
         + (f", {ctes}" if ctes else "")
         + _record_tail(src, dst)
+        + "".join(f", moved.{column.rpartition(' AS ')[2]}" for column in returning)
     )
 
 
@@ -180,15 +191,16 @@ def settle(session: Session, job_id: int, dst: TaskState, row: Any) -> Transitio
     state, and what the change made ready. A stage is done when the job's successes reach
     the number of tasks through it (``stage_end``), as no task leaves SUCCEEDED and no later
     stage runs before an earlier one is done: no query of the job's tasks is needed."""
-    counts = dict(zip(TaskState, row[1 : 1 + len(_COUNTERS)], strict=True))
-    stage, stage_end, when = row[-3], row[-2], row[-1]
+    fields = row._mapping
+    counts = {state: fields[counter] for state, counter in zip(TaskState, _COUNTERS, strict=True)}
+    stage, stage_end, when = fields["stage"], fields["stage_end"], fields["at"]
     opened: set[str] = set()
     if dst is TaskState.SUCCEEDED and counts[TaskState.SUCCEEDED] == stage_end:
         later = select(func.min(TASKS.c.stage)).where(
             TASKS.c.job_id == job_id, TASKS.c.stage > stage
         )
         opened |= _mark_ready(session, job_id, later)
-    old, new = JobState(row[0]), derive_job_state(s for s, n in counts.items() if n > 0)
+    old, new = JobState(fields["state"]), derive_job_state(s for s, n in counts.items() if n > 0)
     if new is not old:
         _set_job_state(session, job_id, new, when)
         if new is JobState.SUCCEEDED:

@@ -78,6 +78,7 @@ class TaskContext:
     worker: str
     queue: str = ""
     max_attempts: int = 1
+    priority: int = 50
     outgoing: list[Outgoing] = field(default_factory=list)
     lost: threading.Event = field(default_factory=threading.Event)
     _last_progress: float = 0.0
@@ -138,7 +139,8 @@ ARTIFACTS = cast(Table, Artifact.__table__)
 # The delivered task, locked, with what decides whether this worker may run it.
 _CLAIM = text(
     "SELECT t.state, t.attempts, t.job_id, t.stage, t.kind, t.frames, t.position,"
-    " t.frame_count, t.index AS task_index, t.queue, t.max_attempts, j.name, j.spec, j.paused,"
+    " t.frame_count, t.index AS task_index, t.queue, t.max_attempts, t.priority, j.name,"
+    " j.spec, j.paused,"
     " now() AS now, (SELECT draining FROM workers WHERE name = :worker) AS draining,"
     " (SELECT blocked_at FROM worker_failures f WHERE f.job_id = t.job_id"
     " AND f.worker = :worker) AS blocked_at"
@@ -195,6 +197,7 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
             worker=worker,
             queue=row.queue,
             max_attempts=row.max_attempts,
+            priority=row.priority,
             outgoing=outgoing,
         )
 
@@ -240,6 +243,79 @@ _END = {
 }
 
 
+# The chain: the next ready task of the same job, queue and kind, taken in the completion's
+# transaction, while nothing of a higher priority waits in the queue (sent or not), the job
+# is not paused or blocking this worker, and the worker is not draining. Only our own job,
+# whose row the completion already holds, so two chaining workers cannot deadlock.
+_READY_HERE = (
+    " t.queue = :queue AND t.state = 'queued' AND t.sent_at IS NULL AND t.ready"
+    " AND (t.not_before IS NULL OR t.not_before <= now())"
+)
+_CHAIN_MOVE = move_sql(
+    TaskState.QUEUED,
+    TaskState.RUNNING,
+    (
+        ("attempts", "tasks.attempts + 1"),
+        ("worker", ":worker"),
+        ("worker_pid", ":pid"),
+        ("lease_expires_at", "now() + make_interval(secs => :lease_s)"),
+        ("progress", "NULL"),
+        ("sent_at", "now()"),
+        ("sends", "tasks.sends + 1"),
+    ),
+    " AND NOT EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE"
+    + _READY_HERE
+    + " AND t.priority > :priority AND NOT j.paused)"
+    " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.queue = :queue AND t.state = 'queued'"
+    " AND t.sent_at IS NOT NULL AND t.priority > :priority)"
+    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
+    " AND NOT EXISTS (SELECT 1 FROM workers WHERE name = :worker AND draining)"
+    " AND NOT EXISTS (SELECT 1 FROM worker_failures WHERE job_id = :job AND worker = :worker"
+    " AND blocked_at IS NOT NULL)",
+    "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
+    " FROM moved WHERE name = :worker)",
+    target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND"
+    + _READY_HERE
+    + " ORDER BY t.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)",
+    returning=("frames", "position", "frame_count", '"index" AS task_index', "max_attempts"),
+)
+
+
+def _chain(session: Session, ctx: TaskContext) -> TaskContext | None:
+    """Claim the job's next task for this worker in the caller's (the completion's)
+    transaction, so it runs without a broker message; None when there is none to take."""
+    row = (
+        session.connection()
+        .execute(
+            _CHAIN_MOVE,
+            {"job": ctx.job_id, "kind": ctx.kind.value, "queue": ctx.queue,
+             "priority": ctx.priority, "worker": ctx.worker, "pid": os.getpid(),
+             "lease_s": ctx.settings.lease_s, "message": None},
+        )
+        .first()
+    )  # fmt: skip
+    if row is None:
+        return None
+    settle(session, ctx.job_id, TaskState.RUNNING, row)
+    return TaskContext(
+        settings=ctx.settings,
+        task_id=row.task_id,
+        job_id=ctx.job_id,
+        job_name=ctx.job_name,
+        kind=ctx.kind,
+        attempt=row.attempt,
+        spec=ctx.spec,
+        frames=row.frames,
+        position=row.position,
+        frame_count=row.frame_count,
+        index=row.task_index,
+        worker=ctx.worker,
+        queue=ctx.queue,
+        max_attempts=row.max_attempts,
+        priority=ctx.priority,
+    )
+
+
 def _end_attempt(
     session: Session, ctx: TaskContext, dst: TaskState, message: str | None, delay_s: float = 0
 ) -> Transitioned | None:
@@ -277,23 +353,32 @@ def with_db_retry(settings: Settings, what: str, fn: Callable[[], T]) -> T:
             delay = min(delay * 2, 5.0)
 
 
-def complete(ctx: TaskContext, result: Result) -> tuple[bool, frozenset[str]]:
-    """Record the success; returns (recorded, opened) where ``opened`` names the queues in
-    which the success made tasks ready (its stage finished, or jobs waiting on it may start),
-    so only then is another dispatch pass worth it."""
+@dataclass(frozen=True)
+class Completion:
+    recorded: bool
+    # Queues in which the success made tasks ready (its stage finished, or jobs waiting on it
+    # may start): only then is another dispatch pass worth it.
+    opened: frozenset[str] = frozenset()
+    # The job's next task, claimed for this worker in the same transaction (``chain``).
+    next: TaskContext | None = None
+
+
+def complete(ctx: TaskContext, result: Result, *, chain: bool = False) -> Completion:
+    """Record the success, and with ``chain`` claim the job's next task in the same
+    transaction."""
     return with_db_retry(
-        ctx.settings, f"task {ctx.task_id} complete", lambda: _complete(ctx, result)
+        ctx.settings, f"task {ctx.task_id} complete", lambda: _complete(ctx, result, chain)
     )
 
 
-def _complete(ctx: TaskContext, result: Result) -> tuple[bool, frozenset[str]]:
+def _complete(ctx: TaskContext, result: Result, chain: bool) -> Completion:
     with session_scope(ctx.settings, ping=False) as session:
         done = _end_attempt(session, ctx, TaskState.SUCCEEDED, None)
         if done is None:
             log.warning(
                 "task %s: attempt %s finished too late; result dropped", ctx.task_id, ctx.attempt
             )
-            return False, frozenset()
+            return Completion(False)
         conn = session.connection()
         if result.supersedes:
             conn.execute(
@@ -324,7 +409,8 @@ def _complete(ctx: TaskContext, result: Result) -> tuple[bool, frozenset[str]]:
                     },
                 )
             )
-    return True, done.opened
+        following = _chain(session, ctx) if chain else None
+    return Completion(True, done.opened, following)
 
 
 def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
@@ -372,16 +458,36 @@ def stage_for(kind: TaskKind) -> Stage:
 
 
 def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None = None) -> str:
-    """Run one delivery of ``task_id`` to its end; returns what happened, for the log."""
+    """Run one delivery of ``task_id`` to its end, and the tasks chained after it; returns
+    what happened, for the log.
+
+    While the delivery has run less than ``FARM_CHAIN_S``, each success claims the job's next
+    task in its own transaction and runs it here, without a broker message: for short tasks
+    the broker's and Celery's per-task work would otherwise cost more than the task. A task
+    longer than that is never followed, so long renders keep one message per task."""
     name = worker or f"{HOST}:{os.getpid()}"
     ctx = with_db_retry(settings, f"task {task_id} claim", lambda: claim(settings, task_id, name))
     if ctx is None:
         return "duplicate"
-    log.info("task %s (job %s %s) attempt %s: start", task_id, ctx.job_id, ctx.kind, ctx.attempt)
     send_all(settings, celery, ctx.outgoing)
+    chain_until = time.monotonic() + settings.chain_s
+    outcomes: list[str] = []
+    following: TaskContext | None = ctx
+    while following is not None:
+        outcome, following = _run(settings, celery, following, chain_until)
+        outcomes.append(outcome)
+    return outcomes[0] if len(outcomes) == 1 else f"{outcomes[0]}, then {len(outcomes) - 1} chained"
+
+
+def _run(
+    settings: Settings, celery: Celery, ctx: TaskContext, chain_until: float
+) -> tuple[str, TaskContext | None]:
+    """Run one claimed task; returns its outcome and the task chained after it, if any."""
+    task_id = ctx.task_id
+    log.info("task %s (job %s %s) attempt %s: start", task_id, ctx.job_id, ctx.kind, ctx.attempt)
     beat = Heartbeat(ctx)
     beat.start()
-    outcome = "failed"
+    outcome, done = "failed", Completion(False)
     try:
         result = stage_for(ctx.kind)(ctx)
         ctx.check()
@@ -394,8 +500,8 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
         log.exception("task %s attempt %s failed", task_id, ctx.attempt)
         fail(ctx, detail[-4000:], permanent=isinstance(e, PermanentError))
     else:
-        recorded, opened = complete(ctx, result)
-        if recorded:
+        done = complete(ctx, result, chain=time.monotonic() < chain_until)
+        if done.recorded:
             outcome = "succeeded"
             if result.after_commit is not None:
                 try:
@@ -409,10 +515,10 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
     # Claims keep each queue's window full; after a task only a finished stage (an assembly,
     # or dependent jobs) can have made new work ready. Failures re-queue with a back-off
     # that the sweeper's pass honours.
-    if outcome == "succeeded" and opened:
+    if done.opened:
         try:
-            dispatch_ready(settings, celery, opened)
+            dispatch_ready(settings, celery, done.opened)
         except Exception as e:
             log.warning("dispatch after task %s failed: %s", task_id, e)
     log.info("task %s attempt %s: %s", task_id, ctx.attempt, outcome)
-    return outcome
+    return outcome, done.next

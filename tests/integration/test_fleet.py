@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -206,6 +207,32 @@ def test_drained_worker_finishes_its_task_and_takes_no_more(fleet: Farm, checkpo
     assert fleet.wait(again)["state"] == "succeeded", fleet.logs()
     assert claims_by(fleet, again) == {"a@fleet": 2}
     fleet.stop(a)
+
+
+def test_short_chunks_run_chained_without_a_message_each(fleet: Farm, checkpoint: str) -> None:
+    """Chunks shorter than FARM_CHAIN_S: each success claims the job's next chunk in its own
+    transaction and the worker renders it without a broker message; the video is whole and
+    every chunk was handed out and claimed exactly once."""
+    log = fleet.log_dir / f"worker-{len(fleet.procs)}.log"
+    w = fleet.start_worker(name="chain@fleet")
+    job = fleet.submit(
+        {"kind": "render", "name": "chained", "checkpoint": checkpoint, "frames": "1-24",
+         "chunk_size": 1, "width": 32, "height": 32}
+    )  # fmt: skip
+    assert fleet.wait(job)["state"] == "succeeded", fleet.logs()
+    fleet.stop(w)
+    assert_complete(fleet, job, 24)
+    with fleet.session() as s:
+        handed = s.execute(
+            select(Task.sends, Task.attempts, func.count())
+            .where(Task.job_id == job)
+            .group_by(Task.sends, Task.attempts)
+        ).all()
+    assert [tuple(h) for h in handed] == [(1, 1, 25)]  # 24 chunks and the assembly
+    text = log.read_text(errors="replace")
+    deliveries = len(re.findall(r"Task \S+.*\[[0-9a-f-]{36}\] received", text))
+    chained = sum(int(n) for n in re.findall(r"then (\d+) chained", text))
+    assert chained > 0 and deliveries + chained == 25, (deliveries, chained, text[-3000:])
 
 
 def test_worker_failing_a_job_is_blocked_and_the_job_goes_on_elsewhere(

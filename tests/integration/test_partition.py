@@ -359,7 +359,7 @@ def test_worker_cut_off_past_its_lease_then_reconnected_records_nothing(
         kind=chunk.kind, attempt=1, spec={}, frames=chunk.frames, position=chunk.position,
         frame_count=chunk.frame_count, index=chunk.index, worker=stale_worker or "stale",
     )  # fmt: skip
-    assert complete(replay, Result())[0] is False, "a stale completion was recorded"
+    assert not complete(replay, Result()).recorded, "a stale completion was recorded"
 
     successes = _successes(farm, job)
     assert set(successes) == _task_ids(farm, job)
