@@ -170,6 +170,13 @@ class Task(Base):
             "id",
             postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),
         ),
+        # A job's ready tasks in order: what a worker's chained claim takes next.
+        Index(
+            "ix_tasks_ready_job",
+            "job_id",
+            "id",
+            postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),
+        ),
     )
 
 
