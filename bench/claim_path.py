@@ -3,8 +3,10 @@ process, with no Celery and no contention, on a fresh database holding one job o
 tasks (as submission records them).
 
 Prints the time per task, the median of each step and how many statements (round trips, not
-counting BEGIN and COMMIT) each step sends; ``bench/dispatch.py`` measures the same path
-through real workers beside bare Celery.
+counting BEGIN and COMMIT) each step sends; then the same for a second job of N tasks run as
+one chain (each completion claiming the next task in its transaction, as a worker does for
+short tasks). ``bench/dispatch.py`` measures the same path through real workers beside bare
+Celery.
 
     python bench/claim_path.py [--tasks 1000]
 
@@ -53,7 +55,7 @@ def scratch_database(server: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def seed(settings: Settings, n: int) -> list[int]:
+def seed(settings: Settings, n: int, *, worker: bool = True) -> list[int]:
     with session_scope(settings) as s:
         job = s.execute(
             insert(Job)
@@ -71,11 +73,14 @@ def seed(settings: Settings, n: int) -> list[int]:
                 for i in range(n)
             ],
         )  # fmt: skip
-        s.execute(
-            insert(Worker).values(name=WORKER, host="bench", queues="gpu", pid=os.getpid(),
-                                  versions={}, state="idle")
-        )  # fmt: skip
-        return list(s.execute(select(Task.id).order_by(Task.id)).scalars())
+        if worker:
+            s.execute(
+                insert(Worker).values(name=WORKER, host="bench", queues="gpu", pid=os.getpid(),
+                                      versions={}, state="idle")
+            )  # fmt: skip
+        return list(
+            s.execute(select(Task.id).where(Task.job_id == job).order_by(Task.id)).scalars()
+        )
 
 
 def main() -> None:
@@ -108,12 +113,40 @@ def main() -> None:
             completions.append(time.perf_counter() - t1)
             sent[(between - before, statements[0] - between)] += 1
         elapsed = time.perf_counter() - started
-    (per_claim, per_completion), _ = sent.most_common(1)[0]  # the usual task, not a stage end
+        (per_claim, per_completion), _ = sent.most_common(1)[0]  # the usual task
+        print(
+            f"{a.tasks} tasks, one message each: {elapsed / a.tasks * 1000:.2f} ms per task; "
+            f"claim p50 {statistics.median(claims) * 1000:.2f} ms, {per_claim} statements; "
+            f"completion p50 {statistics.median(completions) * 1000:.2f} ms, "
+            f"{per_completion} statements (BEGIN and COMMIT not counted)"
+        )
+        chained(settings, a.tasks, statements)
+
+
+def chained(settings: Settings, n: int, statements: list[int]) -> None:
+    """The same tasks run as one chain: each completion claims the next in its transaction."""
+    ids = seed(settings, n, worker=False)
+    ctx = runner.claim(settings, ids[0], WORKER)
+    if ctx is None:
+        raise SystemExit(f"task {ids[0]} was not claimed")
+    steps: list[float] = []
+    per_step: Counter[int] = Counter()
+    started = time.perf_counter()
+    while ctx is not None:
+        before, t0 = statements[0], time.perf_counter()
+        done = runner.complete(ctx, runner.Result(), chain=True)
+        if not done.recorded:
+            raise SystemExit(f"task {ctx.task_id} was not completed")
+        steps.append(time.perf_counter() - t0)
+        per_step[statements[0] - before] += 1
+        ctx = done.next
+    elapsed = time.perf_counter() - started
+    if len(steps) < n - settings.dispatch_ahead - 1:
+        raise SystemExit(f"the chain ran {len(steps)} of {n} tasks")
     print(
-        f"{a.tasks} tasks: {elapsed / a.tasks * 1000:.2f} ms per task; "
-        f"claim p50 {statistics.median(claims) * 1000:.2f} ms, {per_claim} statements; "
-        f"completion p50 {statistics.median(completions) * 1000:.2f} ms, "
-        f"{per_completion} statements (BEGIN and COMMIT not counted)"
+        f"{len(steps)} tasks chained: {elapsed / len(steps) * 1000:.2f} ms per task; "
+        f"completion with the next claim p50 {statistics.median(steps) * 1000:.2f} ms, "
+        f"{per_step.most_common(1)[0][0]} statements"
     )
 
 

@@ -109,7 +109,7 @@ def worker(
     concurrency: int = typer.Option(1, min=1),
     name: str | None = typer.Option(None, help="Celery node name"),
     max_tasks_per_child: int | None = typer.Option(
-        None, min=1, help="recycle the pool process after this many tasks"
+        None, min=1, help="recycle the pool process after this many tasks (no chaining)"
     ),
     max_memory_mb: int | None = typer.Option(
         None, min=1, help="recycle the pool process once it holds this much memory"

@@ -79,6 +79,11 @@ def run_worker(
     max_memory_mb: int | None = None,
 ) -> None:
     """Prefork pool: models and CUDA live in the child, which a crash can take down alone."""
+    if max_tasks_per_child and settings.chain_s:
+        # Celery counts deliveries, and a chain runs several tasks in one: recycling after
+        # exactly N tasks needs a message per task.
+        log.info("recycling every %s tasks: chaining off", max_tasks_per_child)
+        settings = settings.model_copy(update={"chain_s": 0.0})
     app = make_celery(settings)
     register(app, settings)
     node = registry.claim_name(

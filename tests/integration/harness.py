@@ -98,8 +98,9 @@ class Farm:
         env_overrides: Mapping[str, str] | None = None,
         tag: str = "worker",
         module: str = "farm",
+        options: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
-        args = ["worker", "--queues", queues, *(["--name", name] if name else [])]
+        args = ["worker", "--queues", queues, *(["--name", name] if name else []), *options]
         return self._spawn(args, tag, prefix=prefix, env_overrides=env_overrides, module=module)
 
     def start_sweeper(self) -> subprocess.Popen[bytes]:

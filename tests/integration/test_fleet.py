@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -229,10 +230,39 @@ def test_short_chunks_run_chained_without_a_message_each(fleet: Farm, checkpoint
             .group_by(Task.sends, Task.attempts)
         ).all()
     assert [tuple(h) for h in handed] == [(1, 1, 25)]  # 24 chunks and the assembly
+    with fleet.session() as s:
+        pids = set(s.execute(select(Task.worker_pid).where(Task.job_id == job)).scalars())
+    assert len(pids) == 1, pids  # one pool process throughout: nothing recycled it
     text = log.read_text(errors="replace")
     deliveries = len(re.findall(r"Task \S+.*\[[0-9a-f-]{36}\] received", text))
     chained = sum(int(n) for n in re.findall(r"then (\d+) chained", text))
     assert chained > 0 and deliveries + chained == 25, (deliveries, chained, text[-3000:])
+
+
+def test_pool_processes_recycle_after_n_tasks_or_a_memory_ceiling_and_lose_none(
+    fleet: Farm, checkpoint: str
+) -> None:
+    """--max-tasks-per-child 2: no pool process runs more than two tasks (such a worker does
+    not chain); --max-memory-mb below any process's size: a new one after every delivery.
+    Either way each task runs once, to success, and the video is whole."""
+    pids: dict[str, list[int]] = {}
+    for name, recycle in (("recycle-n", ["--max-tasks-per-child", "2"]),
+                          ("recycle-mem", ["--max-memory-mb", "1"])):  # fmt: skip
+        w = fleet.start_worker(name=f"{name}@fleet", options=recycle)
+        job = fleet.submit(
+            {"kind": "render", "name": name, "checkpoint": checkpoint, "frames": "1-6",
+             "chunk_size": 1, "width": 32, "height": 32}
+        )  # fmt: skip
+        assert fleet.wait(job)["state"] == "succeeded", fleet.logs()
+        fleet.stop(w)
+        assert_complete(fleet, job, 6)
+        with fleet.session() as s:
+            ran = s.execute(select(Task.worker_pid).where(Task.job_id == job)).scalars()
+            pids[name] = list(ran)
+        assert len(pids[name]) == 7 and None not in pids[name]  # 6 chunks and the assembly
+    per_process = Counter(pids["recycle-n"])
+    assert max(per_process.values()) <= 2 and len(per_process) >= 4, per_process
+    assert len(set(pids["recycle-mem"])) >= 2, pids["recycle-mem"]
 
 
 def test_worker_failing_a_job_is_blocked_and_the_job_goes_on_elsewhere(
