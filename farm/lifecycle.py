@@ -160,7 +160,9 @@ def move_sql(
     returning: tuple[str, ...] = (),
 ) -> TextClause:
     """One statement that moves task ``target`` (SQL for its id: the parameter ``:task``, or a
-    subquery that picks one) from ``src`` to ``dst`` (its row's fields, as
+    subquery that picks and locks one, whose own conditions then say it is in ``src``: a
+    state test on the outer row would let the planner read a partial index of every task in
+    that state instead of the primary key) from ``src`` to ``dst`` (its row's fields, as
     :func:`task_fields` says, plus ``sets``: column -> SQL), runs the extra CTEs ``ctes``
     (which see the moved row as ``moved``), and records the event and the job's counters: the
     workers' hot path, one round trip instead of one per write. ``guard`` adds conditions on
@@ -175,9 +177,9 @@ def move_sql(
     fields.update(sets)
     assignments = ", ".join(f"{name} = {sql}" for name, sql in fields.items())
     extra = "".join(f", {column}" for column in returning)
+    state = f" AND state = '{src.value}'" if target == ":task" else ""
     return text(
-        f"WITH moved AS (UPDATE tasks SET {assignments}"
-        f" WHERE id = {target} AND state = '{src.value}'{guard}"
+        f"WITH moved AS (UPDATE tasks SET {assignments} WHERE id = {target}{state}{guard}"
         " RETURNING job_id, id AS task_id, now() AS at, worker, attempts AS attempt,"
         f" CAST(:message AS text) AS message, stage, stage_end{extra})"
         + (f", {ctes}" if ctes else "")

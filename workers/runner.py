@@ -263,9 +263,11 @@ _CHAIN_MOVE = move_sql(
         ("sent_at", "now()"),
         ("sends", "tasks.sends + 1"),
     ),
-    " AND NOT EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE"
+    # The first eligible ready task in send order (ix_tasks_ready's order, so the planner
+    # reads that index whatever its statistics say) must not outrank ours.
+    " AND coalesce((SELECT t.priority FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE"
     + _READY_HERE
-    + " AND t.priority > :priority AND NOT j.paused)"
+    + " AND NOT j.paused ORDER BY t.priority DESC, t.id LIMIT 1), 0) <= :priority"
     " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.queue = :queue AND t.state = 'queued'"
     " AND t.sent_at IS NOT NULL AND t.priority > :priority)"
     " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
