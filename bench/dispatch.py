@@ -22,11 +22,15 @@ so work lost to an error is recovered within seconds; a measured farm run is cap
 what finished, the tasks the sweeper had to recover and the deadlocks in the logs.
 
 Prints the rows side by side and the ratios farm / bare (throughput, target >= 0.5; median
-round trip against the windowed bare run, target <= 2). ``--jobs`` spreads the farm's tasks
-over that many jobs (``--tasks 10000 --jobs 100`` is the fleet issue's drain). ``--profile``
-adds a farm run whose workers time the runner's steps, and prints where a task's time goes.
+round trip against the windowed bare run, target <= 2). The farm's round trip runs from the
+moment a task is handed to a worker (its message sent, or its chained claim: workers run the
+next task of a job without a message while a delivery is younger than ``FARM_CHAIN_S``) to its
+success. ``--unchained`` adds a farm run with ``FARM_CHAIN_S=0``: one message per task.
+``--jobs`` spreads the farm's tasks over that many jobs (``--tasks 10000 --jobs 100`` is the
+fleet issue's drain). ``--profile`` adds a farm run whose workers time the runner's steps, and
+prints where a task's time goes.
 
-    python bench/dispatch.py [--tasks 2000] [--jobs 10] [--profile] [--log-dir DIR]
+    python bench/dispatch.py [--tasks 2000] [--jobs 10] [--profile] [--unchained] [--log-dir DIR]
 
 Servers: ``FARM_BROKER_URL`` (the bench uses queue and key names of its own there and removes
 its keys afterwards), else an empty database index of the Redis on 127.0.0.1:6379;
@@ -529,6 +533,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=40, help="tasks per warm-up run")
     ap.add_argument("--jobs", type=int, default=10, help="jobs the measured farm run's tasks share")
     ap.add_argument("--profile", action="store_true", help="time the runner's steps (extra run)")
+    ap.add_argument(
+        "--unchained", action="store_true", help="also a farm run with FARM_CHAIN_S=0 (extra run)"
+    )
     ap.add_argument("--log-dir", type=Path, help="keep the workers' logs here")
     ap.add_argument(
         "--farm-cap-s", type=float, default=60.0, help="longest a measured farm run may take"
@@ -611,14 +618,14 @@ def run(a: argparse.Namespace) -> None:
 
         seen_in_sweeper = [0]
 
-        def farm_run(tag: str, profile_key: str | None = None) -> Row:
+        def farm_run(tag: str, profile_key: str | None = None, chain: bool = True) -> Row:
             queue = f"gpu.bench{run_id}{tag}"  # a pool queue: the farm's routing, our own name
             names = [f"farm{i}-{tag}-{run_id}@bench" for i in range(WORKERS)]
             logs = []
             for i, name in enumerate(names):
                 args = ["--role", "farm-worker", "--queue", queue, "--name", name]
                 args += ["--profile-key", profile_key] if profile_key else []
-                procs.start(args, env, f"farm{i}-{tag}")
+                procs.start(args, env if chain else {**env, "FARM_CHAIN_S": "0"}, f"farm{i}-{tag}")
                 logs.append(log_dir / f"farm{i}-{tag}.log")
             procs.wait_ready(celery, names)
             run_farm(settings, celery, queue, a.warmup, 1, f"warmup-{tag}-{run_id}", 30)
@@ -628,7 +635,7 @@ def run(a: argparse.Namespace) -> None:
                 settings, celery, queue, a.tasks, a.jobs, f"{tag}-{run_id}", a.farm_cap_s
             )
             procs.stop()
-            row.label = f"farm ({a.jobs} jobs)"
+            row.label = f"farm ({a.jobs} jobs)" if chain else f"farm ({a.jobs} jobs, no chain)"
             # deadlocks of the measured run and its warm-up alike: evidence, not a count per run
             # this run's and its warm-up's, in the workers' and the sweeper's logs
             marker = "psycopg.errors.DeadlockDetected: deadlock detected"
@@ -639,6 +646,8 @@ def run(a: argparse.Namespace) -> None:
             return row
 
         rows.append(farm_run("real"))
+        if a.unchained:
+            rows.append(farm_run("unchained", chain=False))
         report(rows, burst, windowed)
         if a.profile:
             profile_key = f"bench:{run_id}:profile"
