@@ -95,7 +95,7 @@ def test_ten_thousand_tasks_drained_by_two_workers(farm: Farm) -> None:
     assert farm.redis.llen("gpu") == 0 and farm.redis.llen("cpu") == 0
     assert farm.redis.hlen("unacked") == 0
     assert attempts == total, "a task was claimed twice"
-    assert sends == total, "a message was sent twice"
+    assert sends == total, "a task was handed out twice"
     assert set(by_worker) == {"drain0@test", "drain1@test"}
     print(
         f"\ndrain: {total} tasks in {JOBS + 1} jobs by 2 workers in {elapsed:.1f}s "

@@ -210,33 +210,43 @@ def test_drained_worker_finishes_its_task_and_takes_no_more(fleet: Farm, checkpo
     fleet.stop(a)
 
 
-def test_short_chunks_run_chained_without_a_message_each(fleet: Farm, checkpoint: str) -> None:
-    """Chunks shorter than FARM_CHAIN_S: each success claims the job's next chunk in its own
-    transaction and the worker renders it without a broker message; the video is whole and
-    every chunk was handed out and claimed exactly once."""
-    log = fleet.log_dir / f"worker-{len(fleet.procs)}.log"
-    w = fleet.start_worker(name="chain@fleet")
-    job = fleet.submit(
-        {"kind": "render", "name": "chained", "checkpoint": checkpoint, "frames": "1-24",
+def one_frame_chunks(
+    farm: Farm, checkpoint: str, name: str, frames: int, options: list[str] | None = None
+) -> tuple[int, list[int], str]:
+    """A worker of its own (``options`` on its command line) renders a job of one-frame 32x32
+    chunks, far shorter than FARM_CHAIN_S, and stops; returns the job, the pool process that
+    claimed each task, and the worker's log."""
+    log = farm.log_dir / f"worker-{len(farm.procs)}.log"
+    w = farm.start_worker(name=f"{name}@fleet", options=options or [])
+    job = farm.submit(
+        {"kind": "render", "name": name, "checkpoint": checkpoint, "frames": f"1-{frames}",
          "chunk_size": 1, "width": 32, "height": 32}
     )  # fmt: skip
-    assert fleet.wait(job)["state"] == "succeeded", fleet.logs()
-    fleet.stop(w)
-    assert_complete(fleet, job, 24)
+    assert farm.wait(job)["state"] == "succeeded", farm.logs()
+    farm.stop(w)
+    assert_complete(farm, job, frames)
+    with farm.session() as s:
+        pids = list(s.execute(select(Task.worker_pid).where(Task.job_id == job)).scalars())
+    assert len(pids) == frames + 1 and None not in pids  # the chunks and the assembly
+    return job, pids, log.read_text(errors="replace")
+
+
+def test_short_chunks_run_chained_without_a_message_each(fleet: Farm, checkpoint: str) -> None:
+    """Each success claims the job's next chunk in its own transaction and the worker renders
+    it without a broker message; the video is whole and every chunk was handed out and
+    claimed exactly once."""
+    job, pids, log = one_frame_chunks(fleet, checkpoint, "chained", 24)
     with fleet.session() as s:
         handed = s.execute(
             select(Task.sends, Task.attempts, func.count())
             .where(Task.job_id == job)
             .group_by(Task.sends, Task.attempts)
         ).all()
-    assert [tuple(h) for h in handed] == [(1, 1, 25)]  # 24 chunks and the assembly
-    with fleet.session() as s:
-        pids = set(s.execute(select(Task.worker_pid).where(Task.job_id == job)).scalars())
-    assert len(pids) == 1, pids  # one pool process throughout: nothing recycled it
-    text = log.read_text(errors="replace")
-    deliveries = len(re.findall(r"Task \S+.*\[[0-9a-f-]{36}\] received", text))
-    chained = sum(int(n) for n in re.findall(r"then (\d+) chained", text))
-    assert chained > 0 and deliveries + chained == 25, (deliveries, chained, text[-3000:])
+    assert [tuple(h) for h in handed] == [(1, 1, 25)]
+    assert len(set(pids)) == 1, pids  # one pool process throughout: nothing recycled it
+    deliveries = len(re.findall(r"Task \S+.*\[[0-9a-f-]{36}\] received", log))
+    chained = sum(int(n) for n in re.findall(r"then (\d+) chained", log))
+    assert chained > 0 and deliveries + chained == 25, (deliveries, chained, log[-3000:])
 
 
 def test_pool_processes_recycle_after_n_tasks_or_a_memory_ceiling_and_lose_none(
@@ -245,24 +255,15 @@ def test_pool_processes_recycle_after_n_tasks_or_a_memory_ceiling_and_lose_none(
     """--max-tasks-per-child 2: no pool process runs more than two tasks (such a worker does
     not chain); --max-memory-mb below any process's size: a new one after every delivery.
     Either way each task runs once, to success, and the video is whole."""
-    pids: dict[str, list[int]] = {}
-    for name, recycle in (("recycle-n", ["--max-tasks-per-child", "2"]),
-                          ("recycle-mem", ["--max-memory-mb", "1"])):  # fmt: skip
-        w = fleet.start_worker(name=f"{name}@fleet", options=recycle)
-        job = fleet.submit(
-            {"kind": "render", "name": name, "checkpoint": checkpoint, "frames": "1-6",
-             "chunk_size": 1, "width": 32, "height": 32}
-        )  # fmt: skip
-        assert fleet.wait(job)["state"] == "succeeded", fleet.logs()
-        fleet.stop(w)
-        assert_complete(fleet, job, 6)
-        with fleet.session() as s:
-            ran = s.execute(select(Task.worker_pid).where(Task.job_id == job)).scalars()
-            pids[name] = list(ran)
-        assert len(pids[name]) == 7 and None not in pids[name]  # 6 chunks and the assembly
-    per_process = Counter(pids["recycle-n"])
+    _, by_count, _ = one_frame_chunks(
+        fleet, checkpoint, "recycle-n", 6, ["--max-tasks-per-child", "2"]
+    )
+    per_process = Counter(by_count)
     assert max(per_process.values()) <= 2 and len(per_process) >= 4, per_process
-    assert len(set(pids["recycle-mem"])) >= 2, pids["recycle-mem"]
+    _, by_memory, _ = one_frame_chunks(
+        fleet, checkpoint, "recycle-mem", 6, ["--max-memory-mb", "1"]
+    )
+    assert len(set(by_memory)) >= 2, by_memory
 
 
 def test_worker_failing_a_job_is_blocked_and_the_job_goes_on_elsewhere(
