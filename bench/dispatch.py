@@ -156,11 +156,13 @@ def instrument(settings: Settings, key: str) -> None:
 
         return wrapper
 
+    import workers.claims as claims
+
     runner.claim = timed("claim", runner.claim)
     runner.complete = timed("complete", runner.complete)
     runner.send_all = timed("send", runner.send_all)
-    runner._end_attempt = timed("  of which the move", runner._end_attempt)
-    runner._chain = timed("  of which the chain", runner._chain)
+    claims._end_attempt = timed("  of which the move", claims._end_attempt)
+    claims._chain = timed("  of which the chain", claims._chain)
     run = runner._run
     clients: dict[int, redis.Redis] = {}
 

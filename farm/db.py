@@ -32,7 +32,7 @@ def get_engine(settings: Settings, *, ping: bool = True) -> Engine:
 
     ``ping`` tests a pooled connection before handing it out (a round trip), so a restarted
     database costs nobody an error. The workers' per-task writes skip it: they retry through
-    outages themselves (``workers.runner.with_db_retry``), and the first failure renews the
+    outages themselves (``workers.claims.with_db_retry``), and the first failure renews the
     pool."""
     return _pooled(settings, ping)[0]
 

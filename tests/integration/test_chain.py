@@ -22,7 +22,8 @@ from farm.db import session_scope
 from farm.models import Event, Job, Task, Worker, WorkerFailure
 from farm.states import JobState, TaskKind, TaskState
 from tests.integration.harness import make_settings
-from workers import runner
+from workers import claims
+from workers.context import Result, TaskContext
 
 WORKER = "chainer@test"
 
@@ -73,11 +74,11 @@ def add_job(
         )  # fmt: skip
 
 
-def first(settings: Settings, task_id: int) -> runner.TaskContext:
+def first(settings: Settings, task_id: int) -> TaskContext:
     """Claim ``task_id`` as its delivery would (its claim sends the queue's window)."""
     with session_scope(settings) as s:
         s.execute(update(Task).where(Task.id == task_id).values(sent_at=func.now(), sends=1))
-    ctx = runner.claim(settings, task_id, WORKER)
+    ctx = claims.claim(settings, task_id, WORKER)
     assert ctx is not None
     return ctx
 
@@ -110,9 +111,9 @@ def test_success_takes_the_jobs_next_unsent_task_in_its_transaction(
     expected = unsent(settings, ids)
     assert expected and expected[0] > ids[0]
 
-    done = runner.complete(ctx, runner.Result(), chain=True)
-    assert done.recorded and done.next is not None
-    nxt = done.next
+    done = claims.complete(ctx, Result(), chain=True)
+    assert done.recorded and done.next_task is not None
+    nxt = done.next_task
     assert nxt.task_id == expected[0]
     assert (nxt.job_id, nxt.attempt, nxt.worker, nxt.queue) == (ctx.job_id, 1, WORKER, queue)
     with session_scope(settings) as s:
@@ -135,8 +136,8 @@ def test_success_takes_the_jobs_next_unsent_task_in_its_transaction(
 
     # Run the chain out: every unsent task, each claimed once, and then nothing to take.
     chained, current = [nxt.task_id], nxt
-    while (done := runner.complete(current, runner.Result(), chain=True)).next is not None:
-        current = done.next
+    while (done := claims.complete(current, Result(), chain=True)).next_task is not None:
+        current = done.next_task
         chained.append(current.task_id)
     assert done.recorded
     assert chained == expected
@@ -149,17 +150,17 @@ def test_success_takes_the_jobs_next_unsent_task_in_its_transaction(
     assert tuple(idle) == ("idle", None)
 
 
-def _pause(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
+def _pause(settings: Settings, ctx: TaskContext, queue: str) -> None:
     with session_scope(settings) as s:
         s.execute(update(Job).where(Job.id == ctx.job_id).values(paused=True))
 
 
-def _drain(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
+def _drain(settings: Settings, ctx: TaskContext, queue: str) -> None:
     with session_scope(settings) as s:
         s.execute(update(Worker).where(Worker.name == WORKER).values(draining=True))
 
 
-def _block(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
+def _block(settings: Settings, ctx: TaskContext, queue: str) -> None:
     with session_scope(settings) as s:
         s.execute(
             insert(WorkerFailure).values(
@@ -168,15 +169,15 @@ def _block(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
         )
 
 
-def _urgent_ready(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
+def _urgent_ready(settings: Settings, ctx: TaskContext, queue: str) -> None:
     add_job(settings, queue, 2, priority=90)
 
 
-def _urgent_waiting(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
+def _urgent_waiting(settings: Settings, ctx: TaskContext, queue: str) -> None:
     add_job(settings, queue, 1, priority=90, sent=True)
 
 
-def _backing_off(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
+def _backing_off(settings: Settings, ctx: TaskContext, queue: str) -> None:
     with session_scope(settings) as s:
         s.execute(
             text(
@@ -187,7 +188,14 @@ def _backing_off(settings: Settings, ctx: runner.TaskContext, queue: str) -> Non
         )
 
 
-def _other_kind(settings: Settings, ctx: runner.TaskContext, queue: str) -> None:
+def _lowered(settings: Settings, ctx: TaskContext, queue: str) -> None:
+    """An operator lowers the job's priority mid-chain: another job's work now outranks it."""
+    with session_scope(settings) as s:
+        s.execute(update(Task).where(Task.job_id == ctx.job_id).values(priority=10))
+    add_job(settings, queue, 1)
+
+
+def _other_kind(settings: Settings, ctx: TaskContext, queue: str) -> None:
     with session_scope(settings) as s:
         s.execute(
             update(Task)
@@ -198,11 +206,11 @@ def _other_kind(settings: Settings, ctx: runner.TaskContext, queue: str) -> None
 
 @pytest.mark.parametrize(
     "condition",
-    [_pause, _drain, _block, _urgent_ready, _urgent_waiting, _backing_off, _other_kind],
+    [_pause, _drain, _block, _urgent_ready, _urgent_waiting, _lowered, _backing_off, _other_kind],
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_chain_takes_nothing_when_it_must_not(
-    settings: Settings, queue: str, condition: Callable[[Settings, runner.TaskContext, str], None]
+    settings: Settings, queue: str, condition: Callable[[Settings, TaskContext, str], None]
 ) -> None:
     """A paused job, a draining or blocked worker, higher-priority work waiting in the queue
     (sent or not), tasks backing off or of another kind: the success is recorded, nothing is
@@ -213,8 +221,8 @@ def test_chain_takes_nothing_when_it_must_not(
     assert left
     condition(settings, ctx, queue)
     try:
-        done = runner.complete(ctx, runner.Result(), chain=True)
-        assert done.recorded and done.next is None
+        done = claims.complete(ctx, Result(), chain=True)
+        assert done.recorded and done.next_task is None
         assert task(settings, ids[0])["state"] is TaskState.SUCCEEDED
         for task_id in left:
             assert task(settings, task_id)["state"] is TaskState.QUEUED
@@ -227,18 +235,18 @@ def test_chain_takes_nothing_when_it_must_not(
 def test_equal_priority_elsewhere_does_not_stop_the_chain(settings: Settings, queue: str) -> None:
     ids = add_job(settings, queue, 8)
     ctx = first(settings, ids[0])
-    add_job(settings, queue, 2, priority=ctx.priority, sent=True)
-    add_job(settings, queue, 2, priority=ctx.priority - 10)
-    done = runner.complete(ctx, runner.Result(), chain=True)
-    assert done.next is not None and done.next.job_id == ctx.job_id
+    add_job(settings, queue, 2, sent=True)  # the same priority, 50
+    add_job(settings, queue, 2, priority=40)
+    done = claims.complete(ctx, Result(), chain=True)
+    assert done.next_task is not None and done.next_task.job_id == ctx.job_id
 
 
 def test_without_chain_the_success_takes_nothing(settings: Settings, queue: str) -> None:
     ids = add_job(settings, queue, 8)
     ctx = first(settings, ids[0])
     left = unsent(settings, ids)
-    done = runner.complete(ctx, runner.Result())
-    assert done.recorded and done.next is None
+    done = claims.complete(ctx, Result())
+    assert done.recorded and done.next_task is None
     assert unsent(settings, ids) == left
 
 
@@ -248,7 +256,7 @@ def test_stale_completion_takes_nothing(settings: Settings, queue: str) -> None:
     ctx = first(settings, ids[0])
     left = unsent(settings, ids)
     stale = replace(ctx, attempt=ctx.attempt + 1)
-    done = runner.complete(stale, runner.Result(), chain=True)
-    assert not done.recorded and done.next is None
+    done = claims.complete(stale, Result(), chain=True)
+    assert not done.recorded and done.next_task is None
     assert unsent(settings, ids) == left
     assert task(settings, ids[0])["state"] is TaskState.RUNNING

@@ -33,8 +33,9 @@ from sqlalchemy import func, make_url, select
 from farm.models import Artifact, Event, Job, Task
 from farm.states import TaskState
 from tests.integration.harness import Farm, make_settings
+from workers.claims import complete
+from workers.context import Result, TaskContext
 from workers.encode import count_frames, ffmpeg_binary
-from workers.runner import Result, TaskContext, complete
 
 pytestmark = pytest.mark.faults
 

@@ -3,9 +3,9 @@ render stages stay generic."""
 
 from __future__ import annotations
 
+from workers.context import PermanentError
 from workers.modes import latent_walk, rollout, sample_grid, storyboard
 from workers.modes.base import Mode, RenderJob
-from workers.runner import PermanentError
 
 MODES: dict[str, Mode] = {
     "latent_walk": latent_walk.render,

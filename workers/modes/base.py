@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from workers.context import PermanentError
 from workers.render import render_frames, render_gan_frames
-from workers.runner import PermanentError
 
 
 @dataclass

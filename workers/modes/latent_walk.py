@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from workers.context import PermanentError
 from workers.modes.base import RenderJob
 from workers.render import class_walk, seed_keys, walk_latents
-from workers.runner import PermanentError
 
 
 def keys_and_classes(job: RenderJob) -> tuple[torch.Tensor, list[int]]:

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workers.context import PermanentError
 from workers.datasets import moving_digits
 from workers.models.lstm import LatentLSTM, rollout
 from workers.models.vae import ConvVAE
 from workers.modes.base import RenderJob
 from workers.render import render_frames
-from workers.runner import PermanentError
 
 
 def frame_vae(job: RenderJob) -> ConvVAE:

@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from workers.context import PermanentError
 from workers.modes.base import RenderJob
 from workers.render import storyboard_class_weights, storyboard_latents
-from workers.runner import PermanentError
 
 
 def render(job: RenderJob, positions: Sequence[int]) -> Iterator[np.ndarray]:

@@ -17,11 +17,11 @@ from farm.frames import parse_frames
 from farm.models import Artifact, Task
 from farm.outputs import confine
 from farm.states import TaskKind
+from workers.context import Output, Result, TaskContext
 from workers.encode import ffmpeg_binary
 from workers.formats import describe_output, get_format
 from workers.outputs import digest, segment_for
 from workers.previews import contact_sheet, poster_frame, previews_from_kept
-from workers.runner import Output, Result, TaskContext
 
 
 def run(ctx: TaskContext) -> Result:

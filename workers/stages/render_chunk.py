@@ -17,13 +17,13 @@ from farm.frames import parse_frames
 from farm.models import Artifact, JobDependency
 from farm.outputs import confine
 from workers.checkpoint import CheckpointError
+from workers.context import Output, PermanentError, Result, TaskContext
 from workers.device import device, load_model
 from workers.encode import PipelinedWriter, ffmpeg_binary
 from workers.formats import get_format
 from workers.modes import RenderJob, get_mode
 from workers.outputs import digest, segment_for
 from workers.previews import keep_preview_frames, preview_positions
-from workers.runner import Output, PermanentError, Result, TaskContext
 from workers.trainers.base import farm_version
 
 

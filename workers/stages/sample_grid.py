@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from farm.outputs import confine
+from workers.context import Output, Result, TaskContext
 from workers.modes import get_mode
 from workers.outputs import digest
 from workers.png import write_png
-from workers.runner import Output, Result, TaskContext
 from workers.stages.render_chunk import open_job, provenance
 
 

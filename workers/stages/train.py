@@ -11,10 +11,10 @@ import time
 from farm.errors import TaskLost
 from farm.outputs import confine
 from workers.checkpoint import sha256_file
+from workers.context import Output, PermanentError, Result, TaskContext
 from workers.device import device
 from workers.models import PluginError, UnknownModelFamily, get_family
 from workers.models.vae import TrainingStopped
-from workers.runner import Output, PermanentError, Result, TaskContext
 from workers.trainers import TRAINERS, Trainer, TrainJob
 
 

@@ -18,9 +18,9 @@ from torch import nn
 
 from farm.families import dataset_path
 from workers.checkpoint import save_checkpoint
+from workers.context import PermanentError, TaskContext
 from workers.datasets import Dataset, DatasetError, load_dataset
 from workers.models.vae import TrainState, check_resume, load_train_state, save_train_state
-from workers.runner import PermanentError, TaskContext
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import torch
 
 from farm.families import LSTM_DEFAULTS
 from workers.checkpoint import CheckpointError, load_checkpoint, sha256_file
+from workers.context import PermanentError
 from workers.datasets import DatasetError, moving_digits
 from workers.models.lstm import LSTMConfig, train_lstm
 from workers.models.vae import ConvVAE, TrainState, VAEConfig, train_vae
-from workers.runner import PermanentError
 from workers.trainers.base import Trained, TrainJob
 
 

@@ -1,0 +1,92 @@
+"""What a stage is given and what it gives back: the task it runs (:class:`TaskContext`), the
+outputs it made (:class:`Result`), and the failure another attempt cannot fix
+(:class:`PermanentError`). Stages, trainers and modes import these and nothing else of the
+worker's machinery."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from farm.config import Settings
+from farm.db import session_scope
+from farm.dispatch import Outgoing
+from farm.errors import TaskLost
+from farm.models import Task
+from farm.states import TaskKind
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """A failure another attempt cannot fix (bad data set, corrupt checkpoint): the task
+    fails at once instead of being retried."""
+
+
+@dataclass
+class Output:
+    kind: str
+    path: Path
+    size: int
+    sha256: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    outputs: list[Output] = field(default_factory=list)
+    # Artifact kinds of this job that the success supersedes (rows go in the same commit).
+    supersedes: tuple[str, ...] = ()
+    # Runs only once the success is committed (e.g. deleting the segments an assembly used).
+    after_commit: Callable[[], None] | None = None
+
+
+@dataclass
+class TaskContext:
+    settings: Settings
+    task_id: int
+    job_id: int
+    job_name: str
+    kind: TaskKind
+    attempt: int
+    spec: dict[str, Any]
+    frames: str | None
+    position: int
+    frame_count: int
+    index: int
+    worker: str
+    queue: str = ""
+    max_attempts: int = 1
+    outgoing: list[Outgoing] = field(default_factory=list)
+    lost: threading.Event = field(default_factory=threading.Event)
+    _last_progress: float = 0.0
+
+    def check(self) -> None:
+        """Raise TaskLost if the task was taken from us; stages call this between batches."""
+        if self.lost.is_set():
+            raise TaskLost(f"task {self.task_id} attempt {self.attempt} is no longer ours")
+
+    def progress(self, values: dict[str, Any], *, min_interval_s: float = 1.0) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < min_interval_s:
+            return
+        self._last_progress = now
+        try:
+            with session_scope(self.settings) as s:
+                s.execute(
+                    update(Task)
+                    .where(Task.id == self.task_id, Task.attempts == self.attempt)
+                    .values(progress=values)
+                )
+        except (OperationalError, InterfaceError) as e:
+            # Progress is for people watching; a database outage must not fail the render
+            # (the lease decides whether the attempt is still ours).
+            log.warning("task %s: progress not recorded: %s", self.task_id, e.orig)
