@@ -36,7 +36,7 @@ from farm.db import dispose_engines, session_scope
 from farm.migrate import upgrade
 from farm.models import Job, Task, Worker
 from farm.states import JobState, TaskKind, TaskState
-from workers import claims
+from workers.claims import claim, complete
 from workers.context import Result
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -104,11 +104,11 @@ def main() -> None:
         started = time.perf_counter()
         for task_id in ids:
             before, t0 = statements[0], time.perf_counter()
-            ctx = claims.claim(settings, task_id, WORKER)
+            ctx = claim(settings, task_id, WORKER)
             t1, between = time.perf_counter(), statements[0]
             if ctx is None:
                 raise SystemExit(f"task {task_id} was not claimed")
-            if not claims.complete(ctx, Result()).recorded:
+            if not complete(ctx, Result()).recorded:
                 raise SystemExit(f"task {task_id} was not completed")
             claims.append(t1 - t0)
             completions.append(time.perf_counter() - t1)
@@ -127,7 +127,7 @@ def main() -> None:
 def chained(settings: Settings, n: int, statements: list[int]) -> None:
     """The same tasks run as one chain: each completion claims the next in its transaction."""
     ids = seed(settings, n, worker=False)
-    ctx = claims.claim(settings, ids[0], WORKER)
+    ctx = claim(settings, ids[0], WORKER)
     if ctx is None:
         raise SystemExit(f"task {ids[0]} was not claimed")
     steps: list[float] = []
@@ -135,7 +135,7 @@ def chained(settings: Settings, n: int, statements: list[int]) -> None:
     started = time.perf_counter()
     while ctx is not None:
         before, t0 = statements[0], time.perf_counter()
-        done = claims.complete(ctx, Result(), chain=True)
+        done = complete(ctx, Result(), chain=True)
         if not done.recorded:
             raise SystemExit(f"task {ctx.task_id} was not completed")
         steps.append(time.perf_counter() - t0)
