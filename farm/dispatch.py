@@ -44,6 +44,12 @@ _READY_QUEUES = text(
 )
 
 
+# A ready task of the queue ``:queue``, as ``t``: unsent, every earlier stage and dependency
+# done, its back-off (if any) passed. The predicate of ix_tasks_ready and ix_tasks_ready_job.
+READY_IN_QUEUE = (
+    "t.queue = :queue AND t.state = 'queued' AND t.sent_at IS NULL AND t.ready"
+    " AND (t.not_before IS NULL OR t.not_before <= now())"
+)
 # Pick the first ready tasks of the queue in send order off ix_tasks_ready, as many as its
 # window has room for (every busy worker's next task waiting, plus ``ahead``: never a backlog
 # that would outrank later, higher priorities), skipping any another dispatcher holds; mark
@@ -53,9 +59,7 @@ _READY_QUEUES = text(
 _PICK = text(
     "UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM jobs"
     " WHERE jobs.id = tasks.job_id AND tasks.id = ANY(ARRAY(SELECT t.id FROM tasks t"
-    " JOIN jobs j ON j.id = t.job_id WHERE t.queue = :queue AND t.state = 'queued'"
-    " AND t.sent_at IS NULL AND t.ready AND NOT j.paused"
-    " AND (t.not_before IS NULL OR t.not_before <= now())"
+    " JOIN jobs j ON j.id = t.job_id WHERE " + READY_IN_QUEUE + " AND NOT j.paused"
     " ORDER BY t.priority DESC, t.id LIMIT (SELECT greatest(0, least(:limit, :ahead"
     " + (SELECT count(*) FROM tasks WHERE state = 'running' AND queue = :queue) + :claiming"
     " - (SELECT count(*) FROM tasks WHERE state = 'queued' AND sent_at IS NOT NULL"

@@ -25,20 +25,6 @@ _COUNTERS = [f"tasks_{s.value}" for s in TaskState]
 
 
 @dataclass(frozen=True)
-class Change:
-    task_id: int
-    job_id: int
-    stage: int
-    stage_end: int
-    src: TaskState
-    dst: TaskState
-    attempt: int
-    worker: str | None
-    message: str | None
-    when: datetime
-
-
-@dataclass(frozen=True)
 class Transitioned:
     job_state: JobState
     # Queues where tasks became ready (a stage finished, or a job others wait for succeeded):
@@ -87,11 +73,19 @@ def transition(
     for name, value in task_fields(src, dst, when, message).items():
         setattr(task, name, value)
     session.flush()
-    change = Change(
-        task.id, task.job_id, task.stage, task.stage_end, src, dst, task.attempts,
-        worker or task.worker, message, when,
+    row = (
+        session.connection()
+        .execute(
+            _RECORD[(src, dst)],
+            {
+                "job": task.job_id, "task": task.id, "at": when, "worker": worker or task.worker,
+                "attempt": task.attempts, "message": message, "stage": task.stage,
+                "stage_end": task.stage_end,
+            },
+        )
+        .one()
     )  # fmt: skip
-    return record(session, change)
+    return settle(session, task.job_id, dst, row)
 
 
 # The event and the job's counters for the task row in the CTE ``moved`` (columns job_id,
@@ -113,6 +107,7 @@ def _record_tail(src: TaskState, dst: TaskState) -> str:
     )
 
 
+# transition()'s event and counters: the task row, already written through the ORM, given.
 _GIVEN = (
     "WITH moved AS (SELECT CAST(:job AS bigint) AS job_id, CAST(:task AS bigint) AS task_id,"
     " CAST(:at AS timestamptz) AS at, CAST(:worker AS text) AS worker,"
@@ -125,27 +120,6 @@ _RECORD = {
     for dst in TaskState
     if can_transition(src, dst)
 }
-
-
-def record(session: Session, ch: Change) -> Transitioned:
-    """The event, the job's counters and state, and what the change opened; the task's own
-    row was written by the caller in this transaction."""
-    sql = _RECORD.get((ch.src, ch.dst))
-    if sql is None:
-        raise InvalidTransition(ch.task_id, ch.src.value, ch.dst.value)
-    row = (
-        session.connection()
-        .execute(
-            sql,
-            {
-                "job": ch.job_id, "task": ch.task_id, "at": ch.when, "worker": ch.worker,
-                "attempt": ch.attempt, "message": ch.message, "stage": ch.stage,
-                "stage_end": ch.stage_end,
-            },
-        )
-        .one()
-    )  # fmt: skip
-    return settle(session, ch.job_id, ch.dst, row)
 
 
 @functools.cache

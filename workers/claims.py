@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from farm.blocklist import record_failure
 from farm.config import Settings
 from farm.db import session_scope
-from farm.dispatch import take
+from farm.dispatch import READY_IN_QUEUE, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
 from farm.models import Artifact
 from farm.states import TaskKind, TaskState, retry_delay_s
@@ -144,10 +144,6 @@ _END = {
 # transaction, while nothing of a higher priority waits in the queue (sent or not), the job
 # is not paused or blocking this worker, and the worker is not draining. Only our own job,
 # whose row the completion already holds, so two chaining workers cannot deadlock.
-_READY_HERE = (
-    " t.queue = :queue AND t.state = 'queued' AND t.sent_at IS NULL AND t.ready"
-    " AND (t.not_before IS NULL OR t.not_before <= now())"
-)
 _CHAIN_MOVE = move_sql(
     TaskState.QUEUED,
     TaskState.RUNNING,
@@ -163,8 +159,8 @@ _CHAIN_MOVE = move_sql(
     # The first eligible ready task in send order (ix_tasks_ready's order, so the planner
     # reads that index whatever its statistics say) must not outrank the picked one (the
     # outer ``tasks``: its priority as it is now, should an operator have changed it).
-    " AND coalesce((SELECT t.priority FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE"
-    + _READY_HERE
+    " AND coalesce((SELECT t.priority FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+    + READY_IN_QUEUE
     + " AND NOT j.paused ORDER BY t.priority DESC, t.id LIMIT 1), 0) <= tasks.priority"
     " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.queue = :queue AND t.state = 'queued'"
     " AND t.sent_at IS NOT NULL AND t.priority > tasks.priority)"
@@ -174,8 +170,8 @@ _CHAIN_MOVE = move_sql(
     " AND blocked_at IS NOT NULL)",
     "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
     " FROM moved WHERE name = :worker)",
-    target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND"
-    + _READY_HERE
+    target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND "
+    + READY_IN_QUEUE
     + " ORDER BY t.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)",
     returning=("frames", "position", "frame_count", '"index" AS task_index', "max_attempts"),
 )
