@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from farm.celery_app import make_celery
-from farm.cli import start_worker_process, stop_process
 from farm.config import Settings
+from farm.processes import start_worker, stop_children
 from farm.queries import wait_for_job
 from farm.runtime import services
 from farm.specs import parse_spec
@@ -86,7 +86,8 @@ def main() -> None:
     with services(settings) as s:
         celery = make_celery(s)
         workers = [
-            start_worker_process(s, log_file=root / f"worker-{i}.log") for i in range(args.workers)
+            start_worker(s, name=f"worker {i}", log_file=root / f"worker-{i}.log")
+            for i in range(args.workers)
         ]
         try:
             train = submit(
@@ -107,8 +108,7 @@ def main() -> None:
                 bare_t.append(bare_render(ckpt, args.frames, out, args.size, args.batch))
                 assert count_frames(out, ffmpeg=ffmpeg_binary())[0] == args.frames
         finally:
-            for w in workers:
-                stop_process(w)
+            stop_children(workers, grace_s=30)
     f, b = statistics.median(farm_t), statistics.median(bare_t)
     print(
         f"frames={args.frames} size={args.size}x{args.size} "

@@ -21,6 +21,7 @@ from farm.backend import backend
 from farm.cli_common import _fail, _follow_all, console, err
 from farm.config import Settings
 from farm.errors import FarmError
+from farm.processes import Interrupted, interruptible
 from farm.runtime import child_env, services
 
 if TYPE_CHECKING:
@@ -46,59 +47,35 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     )
 
 
-def start_worker_process(
-    settings: Settings, queues: str = "gpu,cpu", log_file: Path | None = None
-) -> subprocess.Popen[bytes]:
-    """A ``farm worker`` child process on the resolved servers; its log to ``log_file``."""
-    args = [sys.executable, "-m", "farm", "worker", "--queues", queues]
-    if log_file is None:
-        return subprocess.Popen(args, env=child_env(settings))
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        return subprocess.Popen(args, env=child_env(settings), stdout=log, stderr=log)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _interruptible_exit(e: Interrupted, what: str) -> typer.Exit:
+    err.print(f"{what}: {e} received; everything it started is stopped", highlight=False)
+    return typer.Exit(e.exit_code)
 
 
 @app.command()
 def up(
-    workers: int = typer.Option(1, help="worker processes to start"),
+    workers: int = typer.Option(1, min=1, help="worker processes to start"),
     queues: str = typer.Option("gpu,cpu", help="queues those workers consume"),
     api: bool = typer.Option(True, help="serve the REST API too (FARM_API_HOST:FARM_API_PORT)"),
 ) -> None:
-    """Run the farm in the foreground: servers if needed, workers, the sweeper and the API."""
+    """Run the farm in the foreground: servers if needed, workers, the sweeper and the API.
+
+    A worker that crashes after starting is restarted (back-off 1-60 s, at most 5 times in
+    10 minutes); one that fails while starting, or the API exiting, stops the farm with the
+    last lines of its log. Ctrl-C or SIGTERM stops everything (exit 130 / 143)."""
     from farm.embedded import read_runtime
-    from farm.sweeper import sweep_forever
+    from farm.up import run_up
 
     settings = Settings()
     if settings.embedded and read_runtime(settings.data_dir) is not None:
         raise _fail(FarmError(f"a farm is already up on {settings.data_dir.resolve()}"))
-    stop = threading.Event()
-    with services(settings, own=True) as s:
-        procs = [start_worker_process(s, queues) for _ in range(workers)]
-        if api:
-            procs.append(subprocess.Popen([sys.executable, "-m", "farm", "api"], env=child_env(s)))
-        console.print(f"farm up: database {s.database_url}, broker {s.broker_url}")
-        if api:
-            console.print(f"API on http://{s.api_host}:{s.api_port} (tokens: farm token create)")
-        # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        try:
-            sweep_forever(s, _celery(s), stop)
-        finally:
-            stop.set()
-            for p in procs:
-                stop_process(p)
-    console.print("farm stopped")
+    try:
+        with interruptible():
+            run_up(settings, workers=workers, queues=queues, api=api, console=console)
+    except Interrupted as e:
+        raise _interruptible_exit(e, "farm up") from None
+    except FarmError as e:
+        raise _fail(e) from None
 
 
 @app.command()
@@ -170,7 +147,10 @@ def worker(
             while not stop.is_set() and any(p.poll() is None for p in procs):
                 stop.wait(1.0)
             for p in procs:
-                stop_process(p, timeout_s=3600)
+                if p.poll() is None:
+                    p.terminate()
+            for p in procs:
+                p.wait()
         return
     from workers.main import run_worker
 
@@ -227,26 +207,61 @@ def submit(
     idempotency_key: str | None = typer.Option(None, help="submit at most once per key"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Submit a job; prints its id."""
+    """Submit a job; prints its id.
+
+    With --wait and no farm running for this data directory (embedded servers, no `farm up`),
+    it runs one itself for the wait: the servers, a worker and the sweeper, watched, and
+    stopped when the job ends or the command is interrupted."""
+    from farm.embedded import read_runtime
     from farm.specs import load_spec
 
+    settings = Settings()
+    alone = (
+        wait
+        and settings.embedded
+        and not os.environ.get("FARM_API_URL")
+        and read_runtime(settings.data_dir) is None
+    )
     try:
         data = load_spec(spec).model_dump(mode="json", exclude_defaults=True)
-        with backend(Settings()) as be:
-            made = be.submit(data, idempotency_key)
-            if as_json:
-                console.print_json(data=made)
-            else:
-                console.print(made["id"])
-            if wait:
-                row = _follow_all(be, [made["id"]])[made["id"]]
-                if row["state"] != "succeeded":
-                    err.print(
-                        f"job {made['id']} {row['state']}: {row['error'] or ''}", highlight=False
-                    )
-                raise typer.Exit(0 if row["state"] == "succeeded" else 1)
+        with interruptible():
+            if alone:
+                _submit_alone(settings, data, idempotency_key, as_json)
+            with backend(settings) as be:
+                made = be.submit(data, idempotency_key)
+                _print_made(made, as_json)
+                if wait:
+                    _exit_with(_follow_all(be, [made["id"]])[made["id"]])
+    except Interrupted as e:
+        raise _interruptible_exit(e, "farm submit") from None
     except FarmError as e:
         raise _fail(e) from None
+
+
+def _print_made(made: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        console.print_json(data=made)
+    else:
+        console.print(made["id"])
+
+
+def _exit_with(row: dict[str, Any]) -> typer.Exit:
+    if row["state"] != "succeeded":
+        err.print(f"job {row['id']} {row['state']}: {row['error'] or ''}", highlight=False)
+    raise typer.Exit(0 if row["state"] == "succeeded" else 1)
+
+
+def _submit_alone(settings: Settings, data: dict[str, Any], key: str | None, as_json: bool) -> None:
+    from farm.backend import LocalBackend
+    from farm.standalone import standalone
+
+    with standalone(settings, "submit-worker") as farm:
+        err.print(f"no farm is up: running a worker for this job (log: {farm.worker.log_path})")
+        be = LocalBackend(farm.settings)
+        made = be.submit(data, key)
+        _print_made(made, as_json)
+        row = _follow_all(be, [made["id"]], on_poll=farm.check)[made["id"]]
+    raise _exit_with(row)
 
 
 @app.command()
@@ -358,16 +373,19 @@ def sweep(loop: bool = typer.Option(False, help="keep sweeping until interrupted
     """Re-queue work of lost workers and re-send lost messages (``farm up`` does this too)."""
     from farm.sweeper import sweep_forever, sweep_once
 
-    with services(Settings()) as s:
-        celery = _celery(s)
-        if loop:
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            with contextlib.suppress(KeyboardInterrupt):
-                sweep_forever(s, celery, stop)
-            return
-        for d in sweep_once(s, celery):
-            console.print(f"task {d.task_id}: {d.action} ({d.reason})")
+    try:
+        with services(Settings()) as s:
+            celery = _celery(s)
+            if loop:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                with contextlib.suppress(KeyboardInterrupt):
+                    sweep_forever(s, celery, stop)
+                return
+            for d in sweep_once(s, celery):
+                console.print(f"task {d.task_id}: {d.action} ({d.reason})")
+    except FarmError as e:
+        raise _fail(e) from None
 
 
 @db_app.command("upgrade")
@@ -398,7 +416,10 @@ def demo(out: Path = typer.Option(Path("out"), help="where demo.mp4 lands")) -> 
     os.environ.setdefault("FARM_OUTPUT_ROOT", str(out))
     settings = Settings(output_root=out)
     try:
-        path = run_demo(settings, console=err)
+        with interruptible():
+            path = run_demo(settings, console=err)
+    except Interrupted as e:
+        raise _interruptible_exit(e, "farm demo") from None
     except FarmError as e:
         raise _fail(e) from None
     console.print(str(path))

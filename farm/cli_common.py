@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -14,7 +15,7 @@ from farm.errors import FarmError
 
 FINISHED = ("succeeded", "failed", "canceled")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # paths and log lines unbroken
 
 
 def _fail(e: FarmError) -> typer.Exit:
@@ -22,8 +23,14 @@ def _fail(e: FarmError) -> typer.Exit:
     return typer.Exit(e.exit_code)
 
 
-def _follow_all(be: Backend, job_ids: list[int], poll_s: float = 0.5) -> dict[int, dict[str, Any]]:
-    """A progress bar per job until every job has ended; returns their last rows."""
+def _follow_all(
+    be: Backend,
+    job_ids: list[int],
+    poll_s: float = 0.5,
+    on_poll: Callable[[], None] | None = None,
+) -> dict[int, dict[str, Any]]:
+    """A progress bar per job until every job has ended; returns their last rows.
+    ``on_poll`` runs each round (a watcher of the processes the job depends on)."""
     last: dict[int, dict[str, Any]] = {}
     with Progress(
         TextColumn("{task.description} [{task.fields[state]}]"),
@@ -40,6 +47,8 @@ def _follow_all(be: Backend, job_ids: list[int], poll_s: float = 0.5) -> dict[in
         )
         pending = set(job_ids)
         while pending:
+            if on_poll is not None:
+                on_poll()
             for j in sorted(pending):
                 row = be.job(str(j))
                 last[j] = row

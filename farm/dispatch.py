@@ -17,6 +17,7 @@ from celery import Celery
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, aliased
 
+from farm.broker import HEALTH
 from farm.celery_app import TASK_NAMES
 from farm.config import Settings
 from farm.db import session_scope
@@ -28,7 +29,8 @@ from farm.states import JobState, TaskKind, TaskState
 log = logging.getLogger(__name__)
 _FAILED_DEPS = (JobState.FAILED, JobState.CANCELED)
 _UNMARK = text(
-    "UPDATE tasks SET sent_at = NULL WHERE id = ANY(:ids) AND state = 'queued'"
+    "UPDATE tasks SET sent_at = NULL, sends = greatest(sends - 1, 0)"
+    " WHERE id = ANY(:ids) AND state = 'queued'"
     " AND sent_at IS NOT NULL"
 )
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -119,7 +121,10 @@ def dispatch_ready(
     settings: Settings, celery: Celery, queues: Iterable[str] | None = None, limit: int = 500
 ) -> int:
     """Send the highest-priority ready tasks each queue (all with ready work, by default) has
-    room for; returns how many were sent. Safe to call from anywhere, at any time."""
+    room for; returns how many were sent. Safe to call from anywhere, at any time. While
+    the broker is down it waits out the outage's back-off instead of marking anything."""
+    if not HEALTH.may_send(str(settings.broker_url)):
+        return 0
     with session_scope(settings) as session:
         wanted = ready_queues(session) if queues is None else queues
         outgoing = take(session, wanted, settings.dispatch_ahead, limit)
@@ -154,19 +159,26 @@ def take(
 
 def send_all(settings: Settings, celery: Celery, outgoing: list[Outgoing]) -> int:
     """Send committed marks in order. If the broker refuses one, the rest are un-marked so the
-    next pass (a claim's, the sweeper's) sends them, instead of waiting to be taken for lost."""
+    next pass (a claim's, the sweeper's) sends them, instead of waiting to be taken for lost.
+
+    A refusal that retrying cannot fix raises :class:`farm.errors.BrokerUnusable` (after the
+    un-marking); an outage is logged with its start and the next pass waits out a back-off.
+    """
+    url = str(settings.broker_url)
     for i, msg in enumerate(outgoing):
         try:
             send(celery, msg.task_id, msg.kind, msg.queue, msg.label)
         except Exception as e:
-            log.warning("could not send task %s: %s", msg.task_id, e)
             unsent = [m.task_id for m in outgoing[i:]]
             try:
                 with session_scope(settings) as session:
                     session.execute(_UNMARK, {"ids": unsent})
             except Exception as db_error:  # the sweeper's lost-message check still has them
                 log.warning("could not un-mark %s unsent tasks: %s", len(unsent), db_error)
+            HEALTH.failed(url, e)
             return i
+    if outgoing:
+        HEALTH.succeeded(url)
     return len(outgoing)
 
 

@@ -60,3 +60,25 @@ class JobStateError(FarmError):
 
 class TaskLost(FarmError):
     """Raised inside a worker when its task was taken from it (lease lost or canceled)."""
+
+
+class BrokerUnusable(FarmError):
+    """Raised when the broker cannot take a message for a reason that retrying will not fix
+    (a missing transport module, a refused password, a URL Celery cannot use)."""
+
+    def __init__(self, url: str, reason: str, hint: str, job_id: int | None = None) -> None:
+        self.url, self.reason, self.hint, self.job_id = url, reason, hint, job_id
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        recorded = (
+            f"job {self.job_id} is recorded and will be sent once this is fixed; "
+            if self.job_id is not None
+            else ""
+        )
+        return f"cannot send to the broker {self.url}: {self.reason}\n{recorded}{self.hint}"
+
+    def for_job(self, job_id: int) -> BrokerUnusable:
+        self.job_id = job_id
+        self.args = (self._message(),)
+        return self

@@ -18,9 +18,11 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from farm.blocklist import record_failure
+from farm.broker import raise_if_unfixable
 from farm.config import Settings
 from farm.db import session_scope
 from farm.dispatch import dispatch_ready, fail_orphans
+from farm.errors import BrokerUnusable
 from farm.lifecycle import lock_task, transition
 from farm.models import Event, Task
 from farm.states import TaskState
@@ -173,9 +175,35 @@ def _apply(settings: Settings, d: Decision) -> None:
 
 
 def sweep_forever(settings: Settings, celery: Celery, stop: threading.Event) -> None:
+    """Sweep every ``sweep_interval_s`` until ``stop``. A failure that another pass will not
+    fix (the broker refuses our password, its transport cannot be imported) is raised as
+    :class:`BrokerUnusable`, so the command that runs the sweeper stops and says why."""
     while not stop.is_set():
         try:
             sweep_once(settings, celery)
-        except Exception:
-            log.exception("sweep failed; trying again")
+        except BrokerUnusable:
+            raise
+        except Exception as e:
+            raise_if_unfixable(str(settings.broker_url), e)
+            log.warning("sweep failed (%s: %s); trying again", type(e).__name__, e)
         stop.wait(settings.sweep_interval_s)
+
+
+class SweeperThread(threading.Thread):
+    """:func:`sweep_forever` beside a command's main thread; ``error`` holds what stopped it,
+    for the main thread to raise (see :meth:`check`)."""
+
+    def __init__(self, settings: Settings, celery: Celery, stop: threading.Event) -> None:
+        super().__init__(name="sweeper", daemon=True)
+        self.settings, self.celery, self.stop = settings, celery, stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            sweep_forever(self.settings, self.celery, self.stop)
+        except BaseException as e:
+            self.error = e
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error

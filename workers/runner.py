@@ -24,7 +24,7 @@ from sqlalchemy import text
 from farm.config import Settings
 from farm.db import get_engine
 from farm.dispatch import dispatch_ready, send_all
-from farm.errors import TaskLost
+from farm.errors import BrokerUnusable, TaskLost
 from farm.states import TaskKind
 from workers.claims import Completion, claim, complete, fail, with_db_retry
 from workers.context import PermanentError, Result, TaskContext
@@ -96,7 +96,10 @@ def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None
     ctx = with_db_retry(settings, f"task {task_id} claim", lambda: claim(settings, task_id, name))
     if ctx is None:
         return "duplicate"
-    send_all(settings, celery, ctx.outgoing)
+    try:
+        send_all(settings, celery, ctx.outgoing)
+    except BrokerUnusable as e:  # un-marked: the sweeper sends them, or stops its farm
+        log.error("task %s: %s", task_id, e)
     chain_until = time.monotonic() + settings.chain_s
     outcomes: list[str] = []
     following: TaskContext | None = ctx
