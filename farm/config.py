@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from farm.inputs import parse_roots
 
 
 class Settings(BaseSettings):
@@ -20,6 +22,10 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     data_dir: Path = Path(".farm")
     output_root: Path = Path("out")
+    # Read-only folders a job may read from besides the output root (data sets, audio,
+    # checkpoints): absolute paths separated by os.pathsep, e.g. /mnt/library:/mnt/plates.
+    # A plain string, so it passes to worker processes unchanged (farm.inputs reads it).
+    input_roots: str = ""
     ffmpeg: str | None = None
 
     # A running task's lease; its worker extends it every heartbeat_s from a background thread.
@@ -51,6 +57,9 @@ class Settings(BaseSettings):
     task_events: bool = False
 
     worker_threads: int | None = None
+    # A worker of ``farm up`` that exits sooner than this after its start failed to start
+    # (it would fail again): farm up stops. One that crashes later is restarted with back-off.
+    worker_start_s: float = Field(default=30.0, ge=0)
 
     webhook_secret: str | None = None
     webhook_timeout_s: float = Field(default=5.0, gt=0)
@@ -61,6 +70,12 @@ class Settings(BaseSettings):
     # Flower refuses to start without credentials ("user:password").
     flower_basic_auth: str | None = None
     flower_port: int = 5555
+
+    @field_validator("input_roots")
+    @classmethod
+    def _absolute_input_roots(cls, v: str) -> str:
+        parse_roots(v)  # a relative entry fails here, when the settings are built
+        return v
 
     @property
     def embedded(self) -> bool:

@@ -109,16 +109,6 @@ def family_info(name: str) -> FamilyInfo | None:
     return BUILTIN.get(name)
 
 
-def dataset_path(root: Path, dataset: str) -> Path | None:
-    """The file or folder behind ``images:<folder>`` / ``video:<file>`` (relative paths are
-    under the output root, like every other path in a spec); None for built-in sets."""
-    _, sep, rest = dataset.partition(":")
-    if not sep:
-        return None
-    p = Path(rest)
-    return p if p.is_absolute() else root / p
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What a render needs to know about the checkpoint it names, before any worker loads

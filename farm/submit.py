@@ -12,6 +12,8 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import select
@@ -21,15 +23,15 @@ from sqlalchemy.orm import Session
 from farm.config import Settings
 from farm.db import session_scope
 from farm.dispatch import dispatch_ready
-from farm.errors import FarmError, JobNotFound, SpecError
+from farm.errors import BrokerUnusable, FarmError, JobNotFound, SpecError
 from farm.families import (
     BUILTIN,
     ModelInfo,
-    dataset_path,
     info_from_metadata,
     info_from_train_spec,
     read_sidecar,
 )
+from farm.inputs import OutsideInputRoots, confine_input, dataset_input, input_roots
 from farm.models import Event, Job, JobDependency, Task
 from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.planner import plan, stage_ends
@@ -67,6 +69,7 @@ def resolve(
     problems: list[tuple[str, str]] = []
     name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
     root = settings.output_root_abs()
+    readable = input_roots(settings)  # what the job may read: the output root and input roots
     stored_output: object
     if isinstance(spec, RenderSpec):
         fmt, output, options = spec.output_plan(name)
@@ -77,16 +80,20 @@ def resolve(
         audio = options.get("audio")
         if audio:
             try:
-                if not confine(root, str(audio)).is_file():
+                if not confine_input(readable, str(audio)).is_file():
                     problems.append(("output.audio", f"{audio!r} does not exist"))
-            except OutsideOutputRoot as e:
+            except OutsideInputRoots as e:
                 problems.append(("output.audio", str(e)))
     else:
         output = spec.output or default_output(spec.kind, name)
         stored_output, field = output, "output"
-        data = dataset_path(root, spec.dataset)
-        if data is not None and not data.exists():
-            problems.append(("dataset", f"{data} does not exist"))
+        try:
+            data = dataset_input(readable, spec.dataset)
+        except OutsideInputRoots as e:
+            problems.append(("dataset", str(e)))
+        else:
+            if data is not None and not data.exists():
+                problems.append(("dataset", f"{data} does not exist"))
     try:
         confine(root, output)
     except OutsideOutputRoot as e:
@@ -110,14 +117,14 @@ def resolve(
                 deps.append(dep.id)
         else:
             try:
-                path = confine(root, ref)
-            except OutsideOutputRoot as e:
+                path = confine_input(readable, ref)
+            except OutsideInputRoots as e:
                 problems.append(("checkpoint", str(e)))
             else:
                 if not path.is_file():
                     problems.append(("checkpoint", f"unknown checkpoint: {path} does not exist"))
                 else:
-                    meta = read_sidecar(path)
+                    meta = _sidecar(readable, path)
                     info = info_from_metadata(meta) if meta is not None else None
         if info is not None:
             problems += model_problems(spec, info)
@@ -134,6 +141,15 @@ def resolve(
     stored = spec.model_dump(mode="json")
     stored.update(name=name, output=stored_output, fingerprint=fingerprint(spec))
     return stored, deps
+
+
+def _sidecar(readable: tuple[Path, ...], checkpoint: Path) -> dict[str, Any] | None:
+    """The checkpoint's JSON sidecar, unless it is a link out of the readable roots."""
+    try:
+        confine_input(readable, str(checkpoint.with_suffix(".json")))
+    except OutsideInputRoots:
+        return None
+    return read_sidecar(checkpoint)
 
 
 def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
@@ -235,6 +251,8 @@ def submit(
     if celery is not None:
         try:
             dispatch_ready(settings, celery)
+        except BrokerUnusable as e:  # recorded, but nothing will send it until this is fixed
+            raise e.for_job(result.job_id) from e.__cause__
         except Exception as e:  # the job is recorded; the sweeper sends it later
             log.warning("job %s recorded but not sent yet: %s", result.job_id, e)
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
+
+from farm.inputs import OutsideInputRoots, confine_input
 
 
 def load_digits_images(size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +135,9 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames.astype(np.float32) / 255.0).unsqueeze(1)  # (N, 1, S, S)
 
 
-def load_image_folder(folder: str | Path, size: int) -> torch.Tensor:
+def load_image_folder(
+    folder: str | Path, size: int, *, roots: Sequence[Path] | None = None
+) -> torch.Tensor:
     """Load every image in ``folder`` (not recursive) as ``(N, 1, size, size)`` float32 in
     [0, 1], sorted by file name.
 
@@ -140,7 +145,8 @@ def load_image_folder(folder: str | Path, size: int) -> torch.Tensor:
     ``size`` and centre-cropped. Decoding goes through the ffmpeg binary that imageio-ffmpeg
     ships, so no imaging library is needed on the workers. Files whose suffix is not an image
     format are ignored; an image that fails to decode fails the whole load, since training on
-    a silently thinned data set is worse than not training.
+    a silently thinned data set is worse than not training. With ``roots``
+    (:func:`farm.inputs.input_roots`), an image that links outside them fails it too.
     """
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
@@ -155,6 +161,12 @@ def load_image_folder(folder: str | Path, size: int) -> torch.Tensor:
     if not files:
         kinds = ", ".join(sorted(_IMAGE_SUFFIXES))
         raise DatasetError(f"no images in {root} (looked for {kinds})")
+    if roots is not None:
+        for p in files:
+            try:
+                confine_input(roots, str(p))
+            except OutsideInputRoots as e:
+                raise DatasetError(str(e)) from None
     frames = [_ffmpeg_gray(p, size, max_frames=1)[:1] for p in files]
     return _to_tensor(np.concatenate(frames))
 
@@ -188,12 +200,15 @@ class Dataset:
         return self.data.ndim == 5
 
 
-def load_dataset(name: str, size: int, *, seed: int = 0) -> Dataset:
+def load_dataset(
+    name: str, size: int, *, seed: int = 0, roots: Sequence[Path] | None = None
+) -> Dataset:
     """Resolve a data set name from a job spec.
 
     ``"digits"`` (labelled), ``"moving-digits"`` (256 clips of 16 frames on a ``size``
     canvas, digits at half the canvas; ``seed`` picks the clips), ``"images:<folder>"`` and
-    ``"video:<file>"``. Anything else raises :class:`DatasetError`.
+    ``"video:<file>"``. Anything else raises :class:`DatasetError`. The caller confines
+    the folder or file to the roots a job may read from; ``roots`` confine each image too.
     """
     if name == "digits":
         x, y = load_digits_images(size)
@@ -205,7 +220,7 @@ def load_dataset(name: str, size: int, *, seed: int = 0) -> Dataset:
         return Dataset(name, clips)
     kind, sep, rest = name.partition(":")
     if sep and rest and kind == "images":
-        return Dataset(name, load_image_folder(rest, size))
+        return Dataset(name, load_image_folder(rest, size, roots=roots))
     if sep and rest and kind == "video":
         return Dataset(name, load_video(rest, size))
     raise DatasetError(

@@ -27,6 +27,8 @@ class RenderJob:
     total: int
     device: torch.device
     root: Path
+    # Where the job may read from (farm.inputs.input_roots); empty: the output root only.
+    roots: tuple[Path, ...] = ()
 
     @property
     def family(self) -> str:

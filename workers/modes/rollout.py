@@ -8,11 +8,11 @@ a prefix of one of m > n steps: each chunk recomputes it up to its last frame an
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from farm.inputs import OutsideInputRoots, confine_input
 from workers.context import PermanentError
 from workers.datasets import moving_digits
 from workers.models.lstm import LatentLSTM, rollout
@@ -25,7 +25,10 @@ def frame_vae(job: RenderJob) -> ConvVAE:
     from workers.device import load_model
 
     ref = job.meta.get("frame_vae") or {}
-    path = Path(str(ref.get("path", "")))
+    try:  # the path comes from the checkpoint's metadata: confine it like a spec's
+        path = confine_input(job.roots or (job.root,), str(ref.get("path", "")))
+    except OutsideInputRoots as e:
+        raise PermanentError(f"the LSTM's frame VAE: {e}") from None
     if not path.is_file():
         raise PermanentError(f"the LSTM's frame VAE is missing: {path}")
     model, _, sha = load_model(path)

@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from farm.db import session_scope
 from farm.frames import parse_frames
+from farm.inputs import OutsideInputRoots, confine_input
 from farm.models import Artifact, Task
 from farm.outputs import confine
 from farm.states import TaskKind
-from workers.context import Output, Result, TaskContext
+from workers.context import Output, PermanentError, Result, TaskContext
 from workers.encode import ffmpeg_binary
 from workers.formats import describe_output, get_format
 from workers.outputs import digest, segment_for
@@ -51,10 +52,14 @@ def run(ctx: TaskContext) -> Result:
     out = confine(root, out_spec["path"])
     options = dict(out_spec["options"])
     audio = options.pop("audio", None)
+    try:  # confined at submission; again here, where the roots or a link may differ
+        audio_path = confine_input(ctx.settings, str(audio)) if audio else None
+    except OutsideInputRoots as e:
+        raise PermanentError(f"output.audio: {e}") from None
     ffmpeg = ffmpeg_binary(ctx.settings.ffmpeg)
     numbers = parse_frames(ctx.frames or "")
     result = fmt.assemble(
-        segments, out, ctx.frame_count, spec["fps"], confine(root, audio) if audio else None,
+        segments, out, ctx.frame_count, spec["fps"], audio_path,
         ffmpeg=ffmpeg, frame_numbers=numbers, options={**options, "path": str(out)},
     )  # fmt: skip
     ctx.check()

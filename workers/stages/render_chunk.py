@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from farm.db import session_scope
 from farm.frames import parse_frames
+from farm.inputs import OutsideInputRoots, confine_input, input_roots
 from farm.models import Artifact, JobDependency
-from farm.outputs import confine
 from workers.checkpoint import CheckpointError
 from workers.context import Output, PermanentError, Result, TaskContext
 from workers.device import device, load_model
@@ -30,7 +30,10 @@ from workers.trainers.base import farm_version
 def checkpoint_for(ctx: TaskContext) -> Path:
     ref = str(ctx.spec["checkpoint"])
     if not ref.startswith("job:"):
-        return confine(ctx.settings.output_root_abs(), ref)
+        try:  # again here: this worker's roots may differ, a link may have changed
+            return confine_input(ctx.settings, ref)
+        except OutsideInputRoots as e:
+            raise PermanentError(f"checkpoint: {e}") from None
     with session_scope(ctx.settings) as s:
         path = s.execute(
             select(Artifact.path)
@@ -52,7 +55,7 @@ def open_job(ctx: TaskContext, total: int) -> tuple[RenderJob, str]:
     except CheckpointError as e:
         raise PermanentError(str(e)) from e
     root = ctx.settings.output_root_abs()
-    return RenderJob(ctx.spec, model, meta, total, device(), root), sha
+    return RenderJob(ctx.spec, model, meta, total, device(), root, input_roots(ctx.settings)), sha
 
 
 def provenance(spec: dict[str, object], sha: str) -> dict[str, object]:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from farm.families import dataset_path
+from farm.inputs import OutsideInputRoots, dataset_input, input_roots
 from workers.checkpoint import save_checkpoint
 from workers.context import PermanentError, TaskContext
 from workers.datasets import Dataset, DatasetError, load_dataset
@@ -67,13 +67,19 @@ class TrainJob:
         self.ctx.progress(dict(values), min_interval_s=1.0)
 
     def dataset(self) -> Dataset:
-        """The spec's data set; a missing or undecodable one fails the task at once."""
+        """The spec's data set; a missing, undecodable or unreadable one (outside this worker's
+        input roots, e.g. a link changed since submission) fails the task at once."""
         name = str(self.spec["dataset"])
-        path = dataset_path(self.ctx.settings.output_root_abs(), name)
+        roots = input_roots(self.ctx.settings)
+        try:
+            path = dataset_input(roots, name)
+        except OutsideInputRoots as e:  # from None: the runner shows a cause instead, unnamed
+            raise PermanentError(f"dataset: {e}") from None
         if path is not None:
             name = f"{name.partition(':')[0]}:{path}"
+        size, seed = int(self.spec["image_size"]), int(self.spec["seed"])
         try:
-            return load_dataset(name, int(self.spec["image_size"]), seed=int(self.spec["seed"]))
+            return load_dataset(name, size, seed=seed, roots=roots)
         except DatasetError as e:
             raise PermanentError(f"data set {self.spec['dataset']!r}: {e}") from e
 
