@@ -10,6 +10,10 @@ from farm.states import TaskKind
 
 GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
+# The stage a finished one opens, and the queue it runs in: the worker whose success opened
+# it may claim it in the same transaction (workers.claims), if it consumes that queue.
+NEXT_STAGE = {TaskKind.RENDER_CHUNK: (TaskKind.ASSEMBLE,)}
+QUEUE_OF = {TaskKind.ASSEMBLE: CPU_QUEUE}
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def plan(spec: TrainSpec | RenderSpec) -> list[PlannedTask]:
             TaskKind.ASSEMBLE,
             stage=1,
             index=0,
-            queue=CPU_QUEUE,
+            queue=QUEUE_OF[TaskKind.ASSEMBLE],
             frames=format_frames(frames),
             frame_count=len(frames),
         )

@@ -28,6 +28,7 @@ from farm.db import session_scope
 from farm.dispatch import READY_IN_QUEUE, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
 from farm.models import Artifact
+from farm.planner import NEXT_STAGE, QUEUE_OF
 from farm.states import TaskKind, TaskState, retry_delay_s
 from workers.context import Result, TaskContext
 
@@ -46,7 +47,9 @@ _CLAIM = text(
 )
 
 
-def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
+def claim(
+    settings: Settings, task_id: int, worker: str, consumes: frozenset[str] = frozenset()
+) -> TaskContext | None:
     """Win the task for this delivery, or return None for a duplicate or stale one, or one
     this worker must not run (its job paused or blocking this worker, the worker draining).
 
@@ -96,6 +99,7 @@ def claim(settings: Settings, task_id: int, worker: str) -> TaskContext | None:
             queue=row.queue,
             max_attempts=row.max_attempts,
             outgoing=outgoing,
+            consumes=consumes,
         )
 
 
@@ -177,14 +181,18 @@ _CHAIN_MOVE = move_sql(
 )
 
 
-def _chain(session: Session, ctx: TaskContext) -> TaskContext | None:
-    """Claim the job's next task for this worker in the caller's (the completion's)
-    transaction, so it runs without a broker message; None when there is none to take."""
+def _chain(
+    session: Session, ctx: TaskContext, kind: TaskKind | None = None, queue: str | None = None
+) -> TaskContext | None:
+    """Claim the job's next task of ``kind`` in ``queue`` (by default the finished task's)
+    for this worker in the caller's (the completion's) transaction, so it runs without a
+    broker message; None when there is none to take."""
+    kind, queue = kind or ctx.kind, queue or ctx.queue
     row = (
         session.connection()
         .execute(
             _CHAIN_MOVE,
-            {"job": ctx.job_id, "kind": ctx.kind.value, "queue": ctx.queue,
+            {"job": ctx.job_id, "kind": kind.value, "queue": queue,
              "worker": ctx.worker, "pid": os.getpid(), "lease_s": ctx.settings.lease_s,
              "message": None},
         )
@@ -198,7 +206,7 @@ def _chain(session: Session, ctx: TaskContext) -> TaskContext | None:
         task_id=row.task_id,
         job_id=ctx.job_id,
         job_name=ctx.job_name,
-        kind=ctx.kind,
+        kind=kind,
         attempt=row.attempt,
         spec=ctx.spec,
         frames=row.frames,
@@ -206,9 +214,23 @@ def _chain(session: Session, ctx: TaskContext) -> TaskContext | None:
         frame_count=row.frame_count,
         index=row.task_index,
         worker=ctx.worker,
-        queue=ctx.queue,
+        queue=queue,
         max_attempts=row.max_attempts,
+        consumes=ctx.consumes,
     )
+
+
+def _next_stage(session: Session, ctx: TaskContext, opened: frozenset[str]) -> TaskContext | None:
+    """The job's next stage, opened by this success (the last chunk's, say, opening the
+    assembly), claimed for this worker when it consumes that queue: the stage would be sent
+    next anyway, unless something outranks it, which the chain's move checks like any other."""
+    for kind in NEXT_STAGE.get(ctx.kind, ()):
+        queue = QUEUE_OF[kind]
+        if queue in opened and queue in ctx.consumes:
+            following = _chain(session, ctx, kind, queue)
+            if following is not None:
+                return following
+    return None
 
 
 def _end_attempt(
@@ -258,15 +280,19 @@ class Completion:
     next_task: TaskContext | None = None
 
 
-def complete(ctx: TaskContext, result: Result, *, chain: bool = False) -> Completion:
+def complete(
+    ctx: TaskContext, result: Result, *, chain: bool = False, next_stage: bool = False
+) -> Completion:
     """Record the success, and with ``chain`` claim the job's next task in the same
-    transaction."""
+    transaction; with ``next_stage``, the job's next stage if this success opened it."""
     return with_db_retry(
-        ctx.settings, f"task {ctx.task_id} complete", lambda: _complete(ctx, result, chain)
+        ctx.settings,
+        f"task {ctx.task_id} complete",
+        lambda: _complete(ctx, result, chain, next_stage),
     )
 
 
-def _complete(ctx: TaskContext, result: Result, chain: bool) -> Completion:
+def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -> Completion:
     with session_scope(ctx.settings, ping=False) as session:
         done = _end_attempt(session, ctx, TaskState.SUCCEEDED, None)
         if done is None:
@@ -305,6 +331,8 @@ def _complete(ctx: TaskContext, result: Result, chain: bool) -> Completion:
                 )
             )
         following = _chain(session, ctx) if chain else None
+        if following is None and next_stage and done.opened:
+            following = _next_stage(session, ctx, done.opened)
     return Completion(True, done.opened, following)
 
 

@@ -66,6 +66,8 @@ class TaskContext:
     queue: str = ""
     max_attempts: int = 1
     outgoing: list[Outgoing] = field(default_factory=list)
+    # The queues this worker consumes: a stage its success opens in one of them it may take.
+    consumes: frozenset[str] = frozenset()
     lost: threading.Event = field(default_factory=threading.Event)
     _last_progress: float = 0.0
 

@@ -85,7 +85,7 @@ def run_worker(
         log.info("recycling every %s tasks: chaining off", max_tasks_per_child)
         settings = settings.model_copy(update={"chain_s": 0.0})
     app = make_celery(settings)
-    register(app, settings)
+    register(app, settings, queues)
     node = registry.claim_name(
         settings, name or f"farm-{queues.replace(',', '+')}@{socket.gethostname()}"
     )

@@ -84,16 +84,26 @@ def stage_for(kind: TaskKind) -> Stage:
     return assemble
 
 
-def execute(settings: Settings, celery: Celery, task_id: int, worker: str | None = None) -> str:
+def execute(
+    settings: Settings,
+    celery: Celery,
+    task_id: int,
+    worker: str | None = None,
+    consumes: frozenset[str] = frozenset(),
+) -> str:
     """Run one delivery of ``task_id`` to its end, and the tasks chained after it; returns
     what happened, for the log.
 
     While the delivery has run less than ``FARM_CHAIN_S``, each success claims the job's next
     task in its own transaction and runs it here, without a broker message: for short tasks
     the broker's and Celery's per-task work would otherwise cost more than the task. A task
-    longer than that is never followed, so long renders keep one message per task."""
+    longer than that is never followed, so long renders keep one message per task. A success
+    that opens the job's next stage in a queue this worker ``consumes`` (the last chunk opening
+    the assembly) claims that stage whatever the delivery's age, unless chaining is off."""
     name = worker or f"{HOST}:{os.getpid()}"
-    ctx = with_db_retry(settings, f"task {task_id} claim", lambda: claim(settings, task_id, name))
+    ctx = with_db_retry(
+        settings, f"task {task_id} claim", lambda: claim(settings, task_id, name, consumes)
+    )
     if ctx is None:
         return "duplicate"
     try:
@@ -130,7 +140,12 @@ def _run(
         log.exception("task %s attempt %s failed", task_id, ctx.attempt)
         fail(ctx, detail[-4000:], permanent=isinstance(e, PermanentError))
     else:
-        done = complete(ctx, result, chain=time.monotonic() < chain_until)
+        done = complete(
+            ctx,
+            result,
+            chain=time.monotonic() < chain_until,
+            next_stage=settings.chain_s > 0,
+        )
         if done.recorded:
             outcome = "succeeded"
             if result.after_commit is not None:

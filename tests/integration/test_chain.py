@@ -260,3 +260,70 @@ def test_stale_completion_takes_nothing(settings: Settings, queue: str) -> None:
     assert not done.recorded and done.next_task is None
     assert unsent(settings, ids) == left
     assert task(settings, ids[0])["state"] is TaskState.RUNNING
+
+
+def add_render(settings: Settings, queue: str, chunks: int) -> tuple[list[int], int]:
+    """A render job as submission records it: ``chunks`` ready chunks in ``queue``, then its
+    assembly (stage 1, queue ``cpu``), not ready until the chunks are done."""
+    ids = add_job(settings, queue, chunks)
+    with session_scope(settings) as s:
+        job_id = s.execute(select(Task.job_id).where(Task.id == ids[0])).scalar_one()
+        s.execute(update(Job).where(Job.id == job_id).values(tasks_queued=chunks + 1))
+        assembly = s.execute(
+            insert(Task).returning(Task.id),
+            [{"job_id": job_id, "kind": TaskKind.ASSEMBLE, "queue": "cpu", "index": 0,
+              "stage": 1, "frames": f"1-{chunks}", "position": 0, "frame_count": chunks,
+              "state": TaskState.QUEUED, "attempts": 0, "max_attempts": 3, "sends": 0,
+              "ready": False, "priority": 50, "stage_end": chunks + 1}],
+        ).scalar_one()  # fmt: skip
+    return ids, assembly
+
+
+@pytest.mark.parametrize("consumes_cpu", [True, False])
+def test_the_last_chunks_success_claims_the_assembly_when_the_worker_consumes_its_queue(
+    settings: Settings, queue: str, consumes_cpu: bool
+) -> None:
+    ids, assembly = add_render(settings, queue, 2)
+    consumes = frozenset({queue, "cpu"} if consumes_cpu else {queue})
+    early = claims.complete(replace(first(settings, ids[0]), consumes=consumes), Result())
+    assert early.recorded and not early.opened  # a chunk is left: the stage is not done
+    ctx = replace(first(settings, ids[1]), consumes=consumes)
+    # The last chunk, past the chain's age (chain=False): the assembly it opens is taken all
+    # the same, in the completion's transaction, by a worker that consumes its queue.
+    last = claims.complete(ctx, Result(), chain=False, next_stage=True)
+    assert last.recorded and "cpu" in last.opened
+    if not consumes_cpu:
+        assert last.next_task is None
+        assert unsent(settings, [assembly]) == [assembly]  # left for the dispatcher to send
+        return
+    nxt = last.next_task
+    assert nxt is not None
+    assert (nxt.task_id, nxt.kind, nxt.queue, nxt.frame_count) == (
+        assembly,
+        TaskKind.ASSEMBLE,
+        "cpu",
+        2,
+    )
+    row = task(settings, assembly)
+    assert (row["state"], row["attempts"], row["sends"], row["worker"]) == (
+        TaskState.RUNNING, 1, 1, WORKER
+    )  # fmt: skip
+    assert claims.complete(nxt, Result(), chain=True, next_stage=True).next_task is None
+    with session_scope(settings) as s:
+        job = s.execute(select(Job).where(Job.id == ctx.job_id)).scalar_one()
+        assert job.state is JobState.SUCCEEDED
+
+
+def test_the_assembly_is_not_claimed_past_a_higher_priority_task_waiting_in_its_queue(
+    settings: Settings, queue: str
+) -> None:
+    ids, assembly = add_render(settings, queue, 1)
+    urgent = add_job(settings, "cpu", 1, priority=90)
+    try:
+        ctx = replace(first(settings, ids[0]), consumes=frozenset({queue, "cpu"}))
+        done = claims.complete(ctx, Result(), chain=True, next_stage=True)
+        assert done.recorded and done.next_task is None
+        assert unsent(settings, [assembly]) == [assembly]
+    finally:
+        with session_scope(settings) as s:
+            s.execute(update(Task).where(Task.id.in_(urgent)).values(state=TaskState.CANCELED))
