@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from farm.celery_app import make_celery
 from farm.config import Settings
-from farm.errors import FarmError, JobNotFound, JobStateError, SpecError, WorkerNotFound
+from farm.errors import (
+    BrokerUnusable,
+    FarmError,
+    JobNotFound,
+    JobStateError,
+    SpecError,
+    WorkerNotFound,
+)
 from farm.tokens import Principal, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `farm token create`")
@@ -36,11 +47,53 @@ def writer(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+def _json_number(text: str) -> int | float:
+    """JSON Schema's integer is any number without a fraction (``22.0`` too); pydantic's strict
+    mode takes only ``22``."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def json_typed(adapter: TypeAdapter[Any]) -> Callable[[Request], Awaitable[None]]:
+    """A dependency holding a JSON body to the types the OpenAPI document gives it. The spec
+    models are lax for YAML and CSV manifests (``"64"`` or ``true`` for an integer); over JSON
+    a value of another type is refused (422) as the schema says, not coerced. Declare it after
+    the token's dependency, so an unauthenticated request still gets its 401 first."""
+
+    async def check(request: Request) -> None:
+        try:
+            body = json.loads(await request.body(), parse_float=_json_number)
+        except ValueError:
+            return  # not JSON: FastAPI's own body parsing answers that
+        try:
+            adapter.validate_json(json.dumps(body), strict=True)
+        except ValidationError as e:
+            raise RequestValidationError(e.errors()) from None
+
+    return check
+
+
 def _error(
     status: int, message: str, problems: list[tuple[str, str]] | None = None
 ) -> JSONResponse:
     body = {"error": message, "problems": [{"field": f, "reason": r} for f, r in problems or []]}
     return JSONResponse(body, status_code=status)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods some route serves at the request's path, for a 405's ``Allow``. The router
+    stops at the first route that matches the path but not the method (``/jobs``: the POST
+    route) and names that route's methods only, so ask every route about every method."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    found = []
+    for method in HTTP_METHODS:
+        probe = {"type": "http", "path": path, "root_path": root, "method": method}
+        if any(r.matches(probe)[0] is Match.FULL for r in request.app.router.routes):
+            found.append(method)
+    return ", ".join(found)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -72,6 +125,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def conflict(_: Request, e: JobStateError) -> JSONResponse:
         return _error(409, str(e))
 
+    @app.exception_handler(BrokerUnusable)
+    async def broker_unusable(_: Request, e: BrokerUnusable) -> JSONResponse:
+        return _error(503, str(e))
+
     @app.exception_handler(FarmError)
     async def farm_error(_: Request, e: FarmError) -> JSONResponse:
         return _error(409 if "idempotency" in str(e) else 400, str(e))
@@ -87,10 +144,12 @@ def create_app(settings: Settings) -> FastAPI:
         return _error(422, "invalid request", problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
         resp = _error(e.status_code, str(e.detail))
         for k, v in (e.headers or {}).items():
             resp.headers[k] = v
+        if e.status_code == 405 and (allow := allowed_methods(request)):
+            resp.headers["Allow"] = allow
         return resp
 
     return app

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
+from pydantic import TypeAdapter
 
-from farm.api.app import principal, writer
+from farm.api.app import json_typed, principal, writer
 from farm.api.schemas import (
     ArtifactPublic,
     ErrorBody,
@@ -20,18 +22,22 @@ from farm.api.schemas import (
     WorkerPublic,
 )
 from farm.config import Settings
-from farm.errors import JobNotFound
+from farm.errors import BrokerUnusable, JobNotFound
 from farm.outputs import OutsideOutputRoot, confine
 from farm.specs import NAME_PATTERN, JobSpec, RenderSpec, TrainSpec
 from farm.states import JobState
 from farm.tokens import Principal
 
+log = logging.getLogger(__name__)
+
 ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 422)
+    s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 422, 503)
 }
 router = APIRouter(responses=ERRORS)
 Reader = Annotated[Principal, Depends(principal)]
 Writer = Annotated[Principal, Depends(writer)]
+TypedSpec = Annotated[None, Depends(json_typed(TypeAdapter(JobSpec)))]
+TypedPriority = Annotated[None, Depends(json_typed(TypeAdapter(PriorityChange)))]
 MEDIA_TYPES = {
     ".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
     ".mkv": "video/x-matroska", ".gif": "image/gif", ".png": "image/png",
@@ -41,6 +47,25 @@ SPEC_EXAMPLE = {
     "kind": "render", "name": "sh010", "checkpoint": "job:vae-digits", "frames": "1001-1100",
     "chunk_size": 25, "width": 256, "height": 256, "keyframes": [3, 8, 0], "tags": ["seq01"],
 }  # fmt: skip
+
+
+def _link(operation_id: str, parameter: str, pointer: str) -> dict[str, Any]:
+    """An OpenAPI link: call ``operation_id`` with ``parameter`` taken from this response's
+    body at the JSON ``pointer`` (clients and schemathesis' stateful phase follow them)."""
+    return {"operationId": operation_id, "parameters": {parameter: f"$response.body#{pointer}"}}
+
+
+# What can be done with a job once an answer names it (its `id`): every route of the job.
+JOB_OPERATIONS = (
+    "get_job", "change_job_priority", "cancel_job", "retry_job", "pause_job", "resume_job",
+    "list_job_artifacts",
+)  # fmt: skip
+JOB_LINKS = {op: _link(op, "job_id", "/id") for op in JOB_OPERATIONS}
+
+
+def _links_from_job(operation_id: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 of a route answering a job links to the job's other routes."""
+    return {200: {"links": {k: v for k, v in JOB_LINKS.items() if k != operation_id}}}
 
 
 def _settings(request: Request) -> Settings:
@@ -57,7 +82,13 @@ def _job(settings: Settings, job_id: int) -> dict[str, Any]:
     return detail
 
 
-@router.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["ops"])
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    tags=["ops"],
+    operation_id="health",
+)
 def health(request: Request, response: Response) -> Health:
     """Checks the database and the broker; needs no token."""
     from farm.health import check
@@ -72,13 +103,22 @@ def health(request: Request, response: Response) -> Health:
     "/jobs",
     response_model=JobPublic,
     status_code=201,
-    responses={200: {"model": JobPublic, "description": "the job this idempotency key made"}},
+    responses={
+        201: {"links": JOB_LINKS},
+        200: {
+            "model": JobPublic,
+            "description": "the job this idempotency key made",
+            "links": JOB_LINKS,
+        },
+    },
     tags=["jobs"],
+    operation_id="create_job",
 )
 def create_job(
     request: Request,
     response: Response,
     who: Writer,
+    _typed: TypedSpec,
     spec: Annotated[JobSpec, Body(examples=[SPEC_EXAMPLE])],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> dict[str, Any]:
@@ -88,15 +128,23 @@ def create_job(
 
     s = _settings(request)
     body: TrainSpec | RenderSpec = spec
-    made = submit(
-        s, request.app.state.celery, body, idempotency_key=idempotency_key, submitter=who.name
-    )
+    try:
+        made = submit(
+            s, request.app.state.celery, body, idempotency_key=idempotency_key, submitter=who.name
+        )
+    except BrokerUnusable as e:
+        if e.job_id is None:
+            raise
+        # Recorded: a retry would only find it again. The operator has to mend the broker
+        # (GET /health says 503 meanwhile, and the sweeper stops its farm saying why).
+        log.error("%s", e)
+        return _job(s, e.job_id)
     if not made.created:
         response.status_code = 200
     return _job(s, made.job_id)
 
 
-@router.get("/jobs", response_model=JobPage, tags=["jobs"])
+@router.get("/jobs", response_model=JobPage, tags=["jobs"], operation_id="list_jobs")
 def list_jobs(
     request: Request,
     _: Reader,
@@ -124,7 +172,13 @@ def list_jobs(
     return JobPage(items=[JobPublic.model_validate(r) for r in rows], next_before=nxt)
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetail, tags=["jobs"])
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobDetail,
+    responses=_links_from_job("get_job"),
+    tags=["jobs"],
+    operation_id="get_job",
+)
 def get_job(request: Request, _: Reader, job_id: int) -> dict[str, Any]:
     """A job with its tasks (state, attempts, progress), artifacts and spec."""
     _check_id(job_id)
@@ -142,11 +196,20 @@ def _verb(request: Request, job_id: int, fn: Any, *args: Any) -> dict[str, Any]:
     fn(s, str(job_id), *args)
     from farm.dispatch import dispatch_ready
 
-    dispatch_ready(s, request.app.state.celery)
+    try:
+        dispatch_ready(s, request.app.state.celery)
+    except BrokerUnusable as e:  # the change is recorded; sending waits for a mended broker
+        log.error("job %s: %s", job_id, e)
     return _job(s, job_id)
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobDetail, tags=["control"])
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobDetail,
+    responses=_links_from_job("cancel_job"),
+    tags=["control"],
+    operation_id="cancel_job",
+)
 def cancel_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     """Queued tasks never start; running ones stop at their next heartbeat. 409 if finished."""
     from farm.control import cancel
@@ -154,7 +217,13 @@ def cancel_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     return _verb(request, job_id, cancel)
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobDetail, tags=["control"])
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=JobDetail,
+    responses=_links_from_job("retry_job"),
+    tags=["control"],
+    operation_id="retry_job",
+)
 def retry_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     """Re-run the failed tasks only. 409 unless the job failed."""
     from farm.control import retry
@@ -162,7 +231,13 @@ def retry_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     return _verb(request, job_id, retry)
 
 
-@router.post("/jobs/{job_id}/pause", response_model=JobDetail, tags=["control"])
+@router.post(
+    "/jobs/{job_id}/pause",
+    response_model=JobDetail,
+    responses=_links_from_job("pause_job"),
+    tags=["control"],
+    operation_id="pause_job",
+)
 def pause_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     """Hold back queued chunks; running ones finish. 409 if finished or already paused."""
     from farm.control import pause
@@ -170,7 +245,13 @@ def pause_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     return _verb(request, job_id, pause)
 
 
-@router.post("/jobs/{job_id}/resume", response_model=JobDetail, tags=["control"])
+@router.post(
+    "/jobs/{job_id}/resume",
+    response_model=JobDetail,
+    responses=_links_from_job("resume_job"),
+    tags=["control"],
+    operation_id="resume_job",
+)
 def resume_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     """Send the held-back chunks again. 409 unless paused."""
     from farm.control import resume
@@ -178,9 +259,15 @@ def resume_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     return _verb(request, job_id, resume)
 
 
-@router.patch("/jobs/{job_id}", response_model=JobDetail, tags=["control"])
+@router.patch(
+    "/jobs/{job_id}",
+    response_model=JobDetail,
+    responses=_links_from_job("change_job_priority"),
+    tags=["control"],
+    operation_id="change_job_priority",
+)
 def change_priority(
-    request: Request, _: Writer, job_id: int, change: PriorityChange
+    request: Request, _: Writer, _typed: TypedPriority, job_id: int, change: PriorityChange
 ) -> dict[str, Any]:
     """Change the job's priority (0-100): its unsent chunks go out in the new order."""
     from farm.control import set_priority
@@ -188,7 +275,12 @@ def change_priority(
     return _verb(request, job_id, set_priority, change.priority)
 
 
-@router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactPublic], tags=["artifacts"])
+@router.get(
+    "/jobs/{job_id}/artifacts",
+    response_model=list[ArtifactPublic],
+    tags=["artifacts"],
+    operation_id="list_job_artifacts",
+)
 def list_artifacts(request: Request, _: Reader, job_id: int) -> list[dict[str, Any]]:
     _check_id(job_id)
     return list(_job(_settings(request), job_id)["artifacts"])
@@ -202,6 +294,7 @@ def list_artifacts(request: Request, _: Reader, job_id: int) -> list[dict[str, A
         206: {"description": "the requested byte range", "content": {m: {} for m in CONTENT}},
     },
     tags=["artifacts"],
+    operation_id="download_artifact",
 )
 def download(request: Request, _: Reader, artifact_id: int) -> FileResponse:
     """The artifact's file. Answers Range requests (206), so a browser can seek a video."""
@@ -223,7 +316,9 @@ def download(request: Request, _: Reader, artifact_id: int) -> FileResponse:
     return FileResponse(path, media_type=media, filename=path.name)
 
 
-@router.get("/workers", response_model=list[WorkerPublic], tags=["workers"])
+@router.get(
+    "/workers", response_model=list[WorkerPublic], tags=["workers"], operation_id="list_workers"
+)
 def list_workers(
     request: Request,
     _: Reader,
@@ -244,19 +339,31 @@ def _drain(request: Request, name: str, draining: bool) -> dict[str, Any]:
     return next(w for w in list_workers(s, include_stopped=True) if w["name"] == name)
 
 
-@router.post("/workers/{name}/drain", response_model=WorkerPublic, tags=["workers"])
+@router.post(
+    "/workers/{name}/drain",
+    response_model=WorkerPublic,
+    responses={200: {"links": {"undrain_worker": _link("undrain_worker", "name", "/name")}}},
+    tags=["workers"],
+    operation_id="drain_worker",
+)
 def drain_worker(request: Request, _: Writer, name: str) -> dict[str, Any]:
     """The worker finishes its running task and takes no more (at its next heartbeat)."""
     return _drain(request, name, True)
 
 
-@router.post("/workers/{name}/undrain", response_model=WorkerPublic, tags=["workers"])
+@router.post(
+    "/workers/{name}/undrain",
+    response_model=WorkerPublic,
+    responses={200: {"links": {"drain_worker": _link("drain_worker", "name", "/name")}}},
+    tags=["workers"],
+    operation_id="undrain_worker",
+)
 def undrain_worker(request: Request, _: Writer, name: str) -> dict[str, Any]:
     """A drained worker takes work again."""
     return _drain(request, name, False)
 
 
-@router.get("/metrics", response_class=Response, tags=["ops"])
+@router.get("/metrics", response_class=Response, tags=["ops"], operation_id="metrics")
 def metrics(request: Request, _: Reader) -> Response:
     """Prometheus text exposition: jobs and tasks by state, queue depths, frames, durations."""
     from farm.metrics import render

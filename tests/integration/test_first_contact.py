@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 import yaml
 
 from farm.embedded import redis_server_binary
 from farm.models import Task
+from farm.tokens import create
 from tests.integration.harness import fresh_database, make_settings
 
 EXTERNAL = os.environ.get("FARM_TEST_SERVERS", "embedded") == "external"
@@ -281,11 +283,32 @@ def test_a_refused_password_is_said_once_and_every_command_stops(  # type: ignor
     demo = run(["demo", "--out", str(tmp_path / "out")], env)
     code, _ = demo.finish(timeout_s=120)
     assert code == 1 and "refused authentication" in demo.text(), demo.text()
+    port = _free_port()
+    api = run(["api", "--port", str(port)], env)
+    token = create(settings, "fc")
+    url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{url}/openapi.json", timeout=1).raise_for_status()
+            break
+        except httpx.HTTPError:
+            assert api.proc.poll() is None and time.monotonic() < deadline, api.text()
+            time.sleep(0.2)
+    made = httpx.post(f"{url}/jobs", json={**TRAIN, "name": "fc-api"}, headers=auth, timeout=30)
+    assert made.status_code == 201, made.text  # recorded: a retry would only find it again
+    resumed = httpx.post(f"{url}/jobs/{made.json()['id']}/resume", headers=auth, timeout=30)
+    assert resumed.status_code == 409, resumed.text  # not paused: refused as ever
+    paused = httpx.post(f"{url}/jobs/{made.json()['id']}/pause", headers=auth, timeout=30)
+    assert paused.status_code == 200 and paused.json()["paused"], paused.text
+    health = httpx.get(f"{url}/health", timeout=30)
+    assert health.status_code == 503 and health.json()["broker"] != "ok", health.text
+    assert "refused authentication" in api.text()
     from farm.db import session_scope
 
     with session_scope(settings) as s:
         tasks = s.query(Task).all()
-    assert tasks and all(t.sent_at is None for t in tasks)  # recorded, un-marked, not lost
+    assert len(tasks) >= 3 and all(t.sent_at is None for t in tasks)  # recorded, not sent
 
 
 def test_a_broker_outage_is_retried_with_growing_backoff_until_it_is_back(  # type: ignore[no-untyped-def]
