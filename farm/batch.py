@@ -185,3 +185,16 @@ def order(rows: list[Row]) -> tuple[list[Row], list[RowError]]:
     for r in rows:
         visit(r, [])
     return out, errors
+
+
+def without(rows: list[Row], bad: set[int]) -> list[Row]:
+    """The rows less those numbered in ``bad`` and every row that depends on one of them,
+    directly or through other rows (``rows`` as :func:`order` gives them)."""
+    dropped = {r.name for r in rows if r.row in bad}
+    kept: list[Row] = []
+    for r in rows:
+        if r.name in dropped or set(r.needs) & dropped:
+            dropped.add(r.name)
+        else:
+            kept.append(r)
+    return kept

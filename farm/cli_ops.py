@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from farm.backend import backend
+from farm.backend import Backend, backend
 from farm.cli_common import _fail, _follow_all, console, err
 from farm.config import Settings
 from farm.errors import FarmError
+
+if TYPE_CHECKING:
+    from farm.batch import Row, RowError
 
 token_app = typer.Typer(help="API tokens.")
 
@@ -109,7 +112,7 @@ def batch(
     wait: bool = typer.Option(True, help="follow the batch until every job ends"),
 ) -> None:
     """Submit many jobs from one manifest; the same manifest twice makes no duplicates."""
-    from farm.batch import ManifestError, expand, order, read_manifest
+    from farm.batch import expand, order, read_manifest
 
     started = time.perf_counter()
     try:
@@ -120,15 +123,7 @@ def batch(
     except FarmError as e:
         raise _fail(e) from None
     if errors:
-        table = Table("row", "shot", "field", "reason", title="invalid rows")
-        for row_error in errors:
-            table.add_row(str(row_error.row), row_error.label, row_error.field, row_error.reason)
-        err.print(table)
-        bad = {row_error.row for row_error in errors}
-        if not skip_invalid:
-            raise _fail(ManifestError(f"{len(bad)} invalid row(s); nothing submitted"))
-        dropped = {r.name for r in rows if r.row in bad}
-        rows = [r for r in rows if r.row not in bad and not set(r.needs) & dropped]
+        rows = _refuse_or_skip(rows, errors, skip_invalid)
     plan = Table("row", "name", "kind", "frames", "after", "output", title=f"{len(rows)} job(s)")
     for r in rows:
         spec: Any = r.spec
@@ -143,12 +138,11 @@ def batch(
         return
     try:
         with backend(Settings()) as be:
-            ids: dict[str, int] = {}
-            for r in rows:
-                ids[r.name] = be.submit(r.data, r.idempotency_key(), dispatch=False)["id"]
-            be.flush()
+            ids, new = _submit_rows(be, rows, skip_invalid)
             secs = time.perf_counter() - started
-            console.print(f"submitted {len(ids)} jobs in {secs:.2f}s ({len(ids) / secs:.0f}/s)")
+            console.print(
+                f"submitted {len(ids)} jobs ({new} new) in {secs:.2f}s ({len(ids) / secs:.0f}/s)"
+            )
             if not wait:
                 return
             last = _follow_all(be, list(ids.values()), poll_s=1.0)
@@ -167,6 +161,43 @@ def batch(
     )
     if any(s != "succeeded" for s in states):
         raise typer.Exit(1)
+
+
+def _submit_rows(be: Backend, rows: list[Row], skip_invalid: bool) -> tuple[dict[str, int], int]:
+    """Every row in one go (one transaction on a local farm); rows the database refuses
+    (an unknown checkpoint, a reused key) are named like invalid rows, and skipped with their
+    dependents if asked, the rest submitted again."""
+    from farm.batch import RowError
+    from farm.submit import SubmissionsRejected
+
+    while True:
+        try:
+            made = be.submit_many([(r.data, r.idempotency_key()) for r in rows])
+        except SubmissionsRejected as e:
+            errors = [
+                RowError(rows[i].row, rows[i].label, field, reason)
+                for i, found in e.problems.items()
+                for field, reason in found
+            ]
+            rows = _refuse_or_skip(rows, errors, skip_invalid)
+            continue
+        ids = {r.name: m["id"] for r, m in zip(rows, made, strict=True)}
+        return ids, sum(1 for m in made if m["created"])
+
+
+def _refuse_or_skip(rows: list[Row], errors: list[RowError], skip_invalid: bool) -> list[Row]:
+    """Print the bad rows; refuse the batch, or (``--skip-invalid``) drop them and the rows
+    that depend on them."""
+    from farm.batch import ManifestError, without
+
+    table = Table("row", "shot", "field", "reason", title="invalid rows")
+    for e in errors:
+        table.add_row(str(e.row), e.label, e.field, e.reason)
+    err.print(table)
+    bad = {e.row for e in errors}
+    if not skip_invalid:
+        raise _fail(ManifestError(f"{len(bad)} invalid row(s); nothing submitted"))
+    return without(rows, bad)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,8 @@
-"""Submission: validate against the database, record the job and its tasks, then send.
+"""Submission: validate against the database, record the jobs and their tasks, then send.
 
-The job and all its tasks are committed in one transaction before any message is sent;
-sending is the dispatcher's job, which a crash between the two cannot skip (the sweeper
-sends whatever is ready and unsent).
+A submission (one job, or a whole batch of them) is committed in one transaction before any
+message is sent: every job of a batch, or none. Sending is the dispatcher's job, which a
+crash between the two cannot skip (the sweeper sends whatever is ready and unsent).
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +41,15 @@ from farm.specs import MAX_ID, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
 from farm.states import JobState
 
 log = logging.getLogger(__name__)
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, :n)")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One job to record: its parsed spec, and the key that makes resending it safe."""
+
+    spec: TrainSpec | RenderSpec
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,48 @@ class Submitted:
     job_id: int
     name: str
     created: bool
+
+
+class SubmissionsRejected(FarmError):
+    """Raised when any of several submissions is invalid; none of them was recorded.
+    ``errors`` holds each bad one's own error by its position, ``problems`` its fields."""
+
+    exit_code = 2
+
+    def __init__(self, errors: dict[int, FarmError], labels: list[str]) -> None:
+        self.errors = errors
+        self.problems = {i: _problems(e) for i, e in sorted(errors.items())}
+        lines = [
+            f"#{i + 1} ({labels[i]}): {field}: {reason}"
+            for i, found in self.problems.items()
+            for field, reason in found
+        ]
+        super().__init__(
+            f"{len(errors)} of {len(labels)} submissions invalid; nothing recorded:\n  "
+            + "\n  ".join(lines)
+        )
+
+
+def _problems(e: FarmError) -> list[tuple[str, str]]:
+    return e.problems if isinstance(e, SpecError) else [("idempotency_key", str(e))]
+
+
+class _Known(NamedTuple):
+    """A job found by its idempotency key: what a replay gets back, and how to tell one."""
+
+    job_id: int
+    name: str
+    fingerprint: str | None
+
+
+class _New(NamedTuple):
+    """A job being recorded (its id taken from the sequence), with what its rows are made of."""
+
+    job_id: int
+    key: str | None
+    spec: TrainSpec | RenderSpec
+    stored: dict[str, object]
+    deps: list[int]
 
 
 def find_job(session: Session, ref: str | int) -> Job:
@@ -62,14 +115,54 @@ def find_job(session: Session, ref: str | int) -> Job:
     return job
 
 
+class Resolving:
+    """What :func:`resolve` reads, kept for a run of submissions in one transaction: the
+    roots; each name's newest job, queried once (a job recorded earlier in the run, with its
+    id but not inserted yet, is its name's newest); each checkpoint file's verdict."""
+
+    def __init__(self, session: Session, settings: Settings) -> None:
+        self.session = session
+        self.root = settings.output_root_abs()
+        self.readable = input_roots(settings)  # the output root and the input roots
+        self.by_name: dict[str, Job | None] = {}
+        self.files: dict[str, tuple[list[tuple[str, str]], ModelInfo | None]] = {}
+
+    def job(self, ref: str | int) -> Job:
+        text = str(ref)
+        if text.isdigit():
+            return find_job(self.session, text)
+        if text not in self.by_name:
+            try:
+                self.by_name[text] = find_job(self.session, text)
+            except JobNotFound:
+                self.by_name[text] = None
+        job = self.by_name[text]
+        if job is None:
+            raise JobNotFound(text)
+        return job
+
+    def recorded(self, job: Job) -> None:
+        self.by_name[job.name] = job
+
+    def checkpoint_file(self, ref: str) -> tuple[list[tuple[str, str]], ModelInfo | None]:
+        """A checkpoint named by path: its problems, or what its sidecar says of the model."""
+        if ref not in self.files:
+            self.files[ref] = _checkpoint_file(self.readable, ref)
+        return self.files[ref]
+
+
 def resolve(
-    session: Session, settings: Settings, spec: TrainSpec | RenderSpec
+    session: Session,
+    settings: Settings,
+    spec: TrainSpec | RenderSpec,
+    ctx: Resolving | None = None,
 ) -> tuple[dict[str, object], list[int]]:
-    """The spec as stored (name and output filled in) and the jobs it depends on."""
+    """The spec as stored (name and output filled in) and the jobs it depends on; ``ctx``
+    carries what earlier submissions of the same run looked up."""
+    ctx = ctx or Resolving(session, settings)
     problems: list[tuple[str, str]] = []
     name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
-    root = settings.output_root_abs()
-    readable = input_roots(settings)  # what the job may read: the output root and input roots
+    readable = ctx.readable
     stored_output: object
     if isinstance(spec, RenderSpec):
         fmt, output, options = spec.output_plan(name)
@@ -95,7 +188,7 @@ def resolve(
             if data is not None and not data.exists():
                 problems.append(("dataset", f"{data} does not exist"))
     try:
-        confine(root, output)
+        confine(ctx.root, output)
     except OutsideOutputRoot as e:
         problems.append((field, str(e)))
     deps: list[int] = []
@@ -104,7 +197,7 @@ def resolve(
         info: ModelInfo | None = None
         if ref.startswith("job:"):
             try:
-                dep = find_job(session, ref[4:])
+                dep = ctx.job(ref[4:])
             except JobNotFound:
                 problems.append(("checkpoint", f"unknown checkpoint: no job {ref[4:]!r}"))
             else:
@@ -116,21 +209,13 @@ def resolve(
                     info = info_from_train_spec(dep.spec)
                 deps.append(dep.id)
         else:
-            try:
-                path = confine_input(readable, ref)
-            except OutsideInputRoots as e:
-                problems.append(("checkpoint", str(e)))
-            else:
-                if not path.is_file():
-                    problems.append(("checkpoint", f"unknown checkpoint: {path} does not exist"))
-                else:
-                    meta = _sidecar(readable, path)
-                    info = info_from_metadata(meta) if meta is not None else None
+            found, info = ctx.checkpoint_file(ref)
+            problems += found
         if info is not None:
             problems += model_problems(spec, info)
     for i, after_ref in enumerate(spec.after):
         try:
-            after = find_job(session, after_ref)
+            after = ctx.job(after_ref)
         except JobNotFound:
             problems.append((f"after.{i}", f"no job {str(after_ref)!r}"))
         else:
@@ -141,6 +226,19 @@ def resolve(
     stored = spec.model_dump(mode="json")
     stored.update(name=name, output=stored_output, fingerprint=fingerprint(spec))
     return stored, deps
+
+
+def _checkpoint_file(
+    readable: tuple[Path, ...], ref: str
+) -> tuple[list[tuple[str, str]], ModelInfo | None]:
+    try:
+        path = confine_input(readable, ref)
+    except OutsideInputRoots as e:
+        return [("checkpoint", str(e))], None
+    if not path.is_file():
+        return [("checkpoint", f"unknown checkpoint: {path} does not exist")], None
+    meta = _sidecar(readable, path)
+    return [], info_from_metadata(meta) if meta is not None else None
 
 
 def _sidecar(readable: tuple[Path, ...], checkpoint: Path) -> dict[str, Any] | None:
@@ -191,83 +289,164 @@ def submit(
     idempotency_key: str | None = None,
     submitter: str = "cli",
 ) -> Submitted:
-    """Record the job (or find the one already made with this key) and send what is ready."""
+    """Record the job (or find the one already made with this key) and send what is ready.
+    Raises the job's own error (a :class:`SpecError`, or a key used for another spec)."""
     try:
-        with session_scope(settings) as session:
-            if idempotency_key is not None:
-                existing = _by_key(session, idempotency_key, spec)
-                if existing is not None:
-                    return existing
-            stored, deps = resolve(session, settings, spec)
-            job = Job(
-                name=str(stored["name"]),
-                kind=spec.kind,
-                state=JobState.QUEUED,
-                spec=stored,
-                priority=spec.priority,
-                idempotency_key=idempotency_key,
-                submitter=submitter,
-                tags=list(spec.tags),
-                pool=spec.pool,
-                webhook_url=spec.webhook.url if spec.webhook else None,
-                webhook_events=list(spec.webhook.events) if spec.webhook else [],
-            )
-            planned = plan(spec)
-            job.tasks_queued = len(planned)
-            session.add(job)
-            session.flush()
-            attempts = spec.max_attempts or settings.max_attempts
-            first, ends = min(p.stage for p in planned), stage_ends(planned)
-            free = _dependencies_succeeded(session, deps)
-            for p in planned:
-                session.add(
-                    Task(
-                        job_id=job.id,
-                        kind=p.kind,
-                        stage=p.stage,
-                        index=p.index,
-                        queue=p.queue,
-                        frames=p.frames,
-                        position=p.position,
-                        frame_count=p.frame_count,
-                        max_attempts=attempts,
-                        priority=spec.priority,
-                        ready=free and p.stage == first,
-                        stage_end=ends[p.stage],
-                    )
-                )
-            for dep in deps:
-                session.add(JobDependency(job_id=job.id, depends_on_id=dep))
-            session.add(Event(job_id=job.id, to_state="queued", message="submitted"))
-            result = Submitted(job.id, job.name, created=True)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        with session_scope(settings) as session:
-            again = _by_key(session, idempotency_key, spec)
-        if again is None:
-            raise
-        return again
-    if celery is not None:
+        return submit_many(
+            settings, celery, [Submission(spec, idempotency_key)], submitter=submitter
+        )[0]
+    except SubmissionsRejected as e:
+        raise e.errors[0] from None
+
+
+def submit_many(
+    settings: Settings,
+    celery: Celery | None,
+    submissions: Sequence[Submission],
+    *,
+    submitter: str = "cli",
+) -> list[Submitted]:
+    """Record every submission in one transaction, or none of them, then send what is ready.
+
+    A submission whose idempotency key exists already (same spec) gives that job back,
+    recording nothing. A concurrent submission committing one of the same keys first makes
+    this transaction's insert fail as a whole; it is then run once more, and sees that job
+    as existing."""
+    for attempt in (1, 2):
+        try:
+            with session_scope(settings) as session:
+                made = record(session, settings, submissions, submitter=submitter)
+            break
+        except IntegrityError:
+            if attempt == 2 or all(s.idempotency_key is None for s in submissions):
+                raise
+            log.info("an idempotency key was taken meanwhile; recording the batch again")
+    created = [m.job_id for m in made if m.created]
+    if celery is not None and created:
         try:
             dispatch_ready(settings, celery)
         except BrokerUnusable as e:  # recorded, but nothing will send it until this is fixed
-            raise e.for_job(result.job_id) from e.__cause__
-        except Exception as e:  # the job is recorded; the sweeper sends it later
-            log.warning("job %s recorded but not sent yet: %s", result.job_id, e)
-    return result
+            raise e.for_job(created[0]) from e.__cause__
+        except Exception as e:  # the jobs are recorded; the sweeper sends them later
+            log.warning("%d job(s) from %s recorded, not sent yet: %s", len(created), created[0], e)
+    return made
 
 
-def _dependencies_succeeded(session: Session, deps: list[int]) -> bool:
-    """Whether the new job may start now. FOR SHARE waits out (and then blocks) a dependency's
-    state change, so a dependency that succeeds meanwhile either is seen here or sees the new
-    job when it releases its dependents (farm.lifecycle)."""
+def record(
+    session: Session,
+    settings: Settings,
+    submissions: Sequence[Submission],
+    *,
+    submitter: str,
+) -> list[Submitted]:
+    """Record the jobs, their tasks, dependencies and first events in the caller's
+    transaction, in order: a submission may depend (``after``, ``checkpoint: job:``) on an
+    earlier one. Raises :class:`SubmissionsRejected` naming every bad one; the caller then
+    rolls back, so nothing of them is kept."""
+    keys = [s.idempotency_key for s in submissions if s.idempotency_key is not None]
+    known = _by_keys(session, keys)
+    ids = iter(_new_ids(session, sum(1 for s in submissions if s.idempotency_key not in known)))
+    ctx = Resolving(session, settings)
+    errors: dict[int, FarmError] = {}
+    made: list[Submitted] = []
+    new: list[_New] = []
+    for i, sub in enumerate(submissions):
+        key, spec = sub.idempotency_key, sub.spec
+        if key is not None and key in known:
+            found = known[key]
+            if found.fingerprint != fingerprint(spec):
+                errors[i] = FarmError(
+                    f"idempotency key {key!r} was used for job {found.job_id} with a different spec"
+                )
+            made.append(Submitted(found.job_id, found.name, created=False))
+            continue
+        try:
+            stored, deps = resolve(session, settings, spec, ctx)
+        except SpecError as e:
+            errors[i] = e
+            continue
+        job_id, name = next(ids), str(stored["name"])
+        # What later submissions naming this one find (it is inserted below, with the rest).
+        ctx.recorded(Job(id=job_id, name=name, kind=spec.kind, spec=stored))
+        if key is not None:
+            known[key] = _Known(job_id, name, str(stored["fingerprint"]))
+        new.append(_New(job_id, key, spec, stored, deps))
+        made.append(Submitted(job_id, name, created=True))
+    if errors:
+        raise SubmissionsRejected(errors, [_label(s.spec) for s in submissions])
+    _insert(session, settings, new, submitter)
+    return made
+
+
+def _by_keys(session: Session, keys: list[str]) -> dict[str, _Known]:
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Job.idempotency_key, Job.id, Job.name, Job.spec["fingerprint"].astext).where(
+            Job.idempotency_key == any_(bindparam("keys", keys, type_=ARRAY(String)))
+        )
+    )
+    return {str(key): _Known(job_id, name, fp) for key, job_id, name, fp in rows}
+
+
+def _new_ids(session: Session, n: int) -> list[int]:
+    """Ids for ``n`` new jobs, taken from the jobs' sequence at once: rows that name each
+    other can then be inserted together, without a RETURNING (unused ones are a gap)."""
+    if n == 0:
+        return []
+    return list(session.execute(_NEXT_IDS, {"n": n}).scalars())
+
+
+def _insert(session: Session, settings: Settings, new: list[_New], submitter: str) -> None:
+    """The new jobs, their tasks, dependencies and "submitted" events: one executemany a
+    table, which psycopg pipelines (their ids known, nothing needs a RETURNING)."""
+    batch = {n.job_id for n in new}
+    done = _succeeded(session, {d for n in new for d in n.deps} - batch)
+    jobs: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    for job_id, key, spec, stored, deps in new:
+        planned = plan(spec)
+        jobs.append(
+            {
+                "id": job_id, "name": stored["name"], "kind": spec.kind, "state": JobState.QUEUED,
+                "spec": stored, "priority": spec.priority, "idempotency_key": key,
+                "submitter": submitter, "tags": list(spec.tags), "pool": spec.pool,
+                "webhook_url": spec.webhook.url if spec.webhook else None,
+                "webhook_events": list(spec.webhook.events) if spec.webhook else [],
+                "tasks_queued": len(planned),
+            }
+        )  # fmt: skip
+        attempts = spec.max_attempts or settings.max_attempts
+        first, ends = min(p.stage for p in planned), stage_ends(planned)
+        free = all(d in done for d in deps)
+        tasks += (
+            vars(p) | {"job_id": job_id, "max_attempts": attempts, "priority": spec.priority,
+                       "ready": free and p.stage == first, "stage_end": ends[p.stage]}
+            for p in planned
+        )  # fmt: skip
+        links += ({"job_id": job_id, "depends_on_id": d} for d in deps)
+    events = [{"job_id": n.job_id, "to_state": "queued", "message": "submitted"} for n in new]
+    conn = session.connection()
+    for model, rows in ((Job, jobs), (Task, tasks), (JobDependency, links), (Event, events)):
+        if rows:
+            conn.execute(insert(model.__table__), rows)  # type: ignore[arg-type]
+
+
+def _succeeded(session: Session, deps: set[int]) -> set[int]:
+    """Which of these jobs have succeeded, so their new dependents may start now. FOR SHARE
+    waits out (and then blocks) a dependency's state change, so a dependency that succeeds
+    meanwhile either is seen here or sees the new job when it releases its dependents
+    (farm.lifecycle). Locked in id order, in one statement."""
     if not deps:
-        return True
-    states = session.execute(
-        select(Job.state).where(Job.id.in_(deps)).with_for_update(read=True)
-    ).scalars()
-    return all(state is JobState.SUCCEEDED for state in states)
+        return set()
+    rows = session.execute(
+        select(Job.id, Job.state)
+        .where(Job.id.in_(sorted(deps)))
+        .order_by(Job.id)
+        .with_for_update(read=True)
+    )
+    return {job_id for job_id, state in rows if state is JobState.SUCCEEDED}
 
 
 def fingerprint(spec: TrainSpec | RenderSpec) -> str:
@@ -276,10 +455,5 @@ def fingerprint(spec: TrainSpec | RenderSpec) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def _by_key(session: Session, key: str, spec: TrainSpec | RenderSpec) -> Submitted | None:
-    job = session.execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
-    if job is None:
-        return None
-    if job.spec.get("fingerprint") != fingerprint(spec):
-        raise FarmError(f"idempotency key {key!r} was used for job {job.id} with a different spec")
-    return Submitted(job.id, job.name, created=False)
+def _label(spec: TrainSpec | RenderSpec) -> str:
+    return spec.name or spec.kind

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from farm.config import Settings
@@ -16,6 +16,8 @@ from farm.errors import FarmError
 from farm.models import ApiToken
 
 PREFIX = "farm_"
+# How stale a token's last_used_at may be before a request writes it again.
+LAST_USED_EVERY_S = 60
 
 
 @dataclass(frozen=True)
@@ -42,16 +44,30 @@ def create(settings: Settings, name: str, *, read_only: bool = False) -> str:
 
 
 def authenticate(settings: Settings, token: str) -> Principal | None:
+    """Who holds this token, if it is valid. Its ``last_used_at`` is written at most once in
+    ``LAST_USED_EVERY_S`` (the condition is in the UPDATE, so API replicas agree on it): a
+    request while it is fresh reads one row and writes nothing."""
+    stale = or_(
+        ApiToken.last_used_at.is_(None),
+        ApiToken.last_used_at < func.now() - timedelta(seconds=LAST_USED_EVERY_S),
+    )
     with session_scope(settings) as s:
         row = s.execute(
-            select(ApiToken).where(
+            select(ApiToken.id, ApiToken.name, ApiToken.read_only, stale).where(
                 ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
             )
-        ).scalar_one_or_none()
+        ).one_or_none()
         if row is None:
             return None
-        row.last_used_at = func.now()
-        return Principal(row.name, row.read_only)
+        token_id, name, read_only, is_stale = row
+        if is_stale:
+            s.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id, stale)
+                .values(last_used_at=func.now())
+                .execution_options(synchronize_session=False)
+            )
+        return Principal(name, read_only)
 
 
 def revoke(settings: Settings, name: str) -> None:
