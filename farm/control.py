@@ -9,8 +9,8 @@ from farm.db import session_scope
 from farm.errors import JobStateError, SpecError
 from farm.lifecycle import transition
 from farm.models import Event, Task
+from farm.resolve import find_job
 from farm.states import FINISHED_JOB, JobState, TaskState
-from farm.submit import find_job
 
 
 def cancel(settings: Settings, ref: str) -> int:

@@ -14,8 +14,8 @@ from farm.blocklist import job_blocks
 from farm.config import Settings
 from farm.db import session_scope
 from farm.models import Artifact, Event, Job, Task
+from farm.resolve import find_job
 from farm.states import FINISHED_JOB, JobState
-from farm.submit import find_job
 
 
 def _iso(v: Any) -> str | None:

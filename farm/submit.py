@@ -1,4 +1,5 @@
-"""Submission: validate against the database, record the jobs and their tasks, then send.
+"""Submission: resolve against the database (:mod:`farm.resolve`), record the jobs and their
+tasks, then send.
 
 A submission (one job, or a whole batch of them) is committed in one transaction before any
 message is sent: every job of a batch, or none. Sending is the dispatcher's job, which a
@@ -7,13 +8,9 @@ crash between the two cannot skip (the sweeper sends whatever is ready and unsen
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from celery import Celery
@@ -25,19 +22,11 @@ from sqlalchemy.orm import Session
 from farm.config import Settings
 from farm.db import session_scope
 from farm.dispatch import dispatch_ready
-from farm.errors import BrokerUnusable, FarmError, JobNotFound, SpecError
-from farm.families import (
-    BUILTIN,
-    ModelInfo,
-    info_from_metadata,
-    info_from_train_spec,
-    read_sidecar,
-)
-from farm.inputs import OutsideInputRoots, confine_input, dataset_input, input_roots
+from farm.errors import BrokerUnusable, FarmError, SpecError
 from farm.models import Event, Job, JobDependency, Task
-from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.planner import plan, stage_ends
-from farm.specs import MAX_ID, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
+from farm.resolve import Resolving, fingerprint, resolve
+from farm.specs import RenderSpec, TrainSpec
 from farm.states import JobState
 
 log = logging.getLogger(__name__)
@@ -99,186 +88,6 @@ class _New(NamedTuple):
     spec: TrainSpec | RenderSpec
     stored: dict[str, object]
     deps: list[int]
-
-
-def find_job(session: Session, ref: str | int) -> Job:
-    """A job by id, or the newest job with that name."""
-    text = str(ref)
-    if text.isdigit():
-        job = session.get(Job, int(text)) if int(text) <= MAX_ID else None
-    else:
-        job = session.execute(
-            select(Job).where(Job.name == text).order_by(Job.id.desc()).limit(1)
-        ).scalar_one_or_none()
-    if job is None:
-        raise JobNotFound(text)
-    return job
-
-
-class Resolving:
-    """What :func:`resolve` reads, kept for a run of submissions in one transaction: the
-    roots; each name's newest job, queried once (a job recorded earlier in the run, with its
-    id but not inserted yet, is its name's newest); each checkpoint file's verdict."""
-
-    def __init__(self, session: Session, settings: Settings) -> None:
-        self.session = session
-        self.root = settings.output_root_abs()
-        self.readable = input_roots(settings)  # the output root and the input roots
-        self.by_name: dict[str, Job | None] = {}
-        self.files: dict[str, tuple[list[tuple[str, str]], ModelInfo | None]] = {}
-
-    def job(self, ref: str | int) -> Job:
-        text = str(ref)
-        if text.isdigit():
-            return find_job(self.session, text)
-        if text not in self.by_name:
-            try:
-                self.by_name[text] = find_job(self.session, text)
-            except JobNotFound:
-                self.by_name[text] = None
-        job = self.by_name[text]
-        if job is None:
-            raise JobNotFound(text)
-        return job
-
-    def recorded(self, job: Job) -> None:
-        self.by_name[job.name] = job
-
-    def checkpoint_file(self, ref: str) -> tuple[list[tuple[str, str]], ModelInfo | None]:
-        """A checkpoint named by path: its problems, or what its sidecar says of the model."""
-        if ref not in self.files:
-            self.files[ref] = _checkpoint_file(self.readable, ref)
-        return self.files[ref]
-
-
-def resolve(
-    session: Session,
-    settings: Settings,
-    spec: TrainSpec | RenderSpec,
-    ctx: Resolving | None = None,
-) -> tuple[dict[str, object], list[int]]:
-    """The spec as stored (name and output filled in) and the jobs it depends on; ``ctx``
-    carries what earlier submissions of the same run looked up."""
-    ctx = ctx or Resolving(session, settings)
-    problems: list[tuple[str, str]] = []
-    name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
-    readable = ctx.readable
-    stored_output: object
-    if isinstance(spec, RenderSpec):
-        fmt, output, options = spec.output_plan(name)
-        problems += spec.format_problems(name)
-        field = "output.path" if isinstance(spec.output, OutputSpec) else "output"
-        keep = isinstance(spec.output, OutputSpec) and spec.output.keep_segments
-        stored_output = {"format": fmt, "path": output, "options": options, "keep_segments": keep}
-        audio = options.get("audio")
-        if audio:
-            try:
-                if not confine_input(readable, str(audio)).is_file():
-                    problems.append(("output.audio", f"{audio!r} does not exist"))
-            except OutsideInputRoots as e:
-                problems.append(("output.audio", str(e)))
-    else:
-        output = spec.output or default_output(spec.kind, name)
-        stored_output, field = output, "output"
-        try:
-            data = dataset_input(readable, spec.dataset)
-        except OutsideInputRoots as e:
-            problems.append(("dataset", str(e)))
-        else:
-            if data is not None and not data.exists():
-                problems.append(("dataset", f"{data} does not exist"))
-    try:
-        confine(ctx.root, output)
-    except OutsideOutputRoot as e:
-        problems.append((field, str(e)))
-    deps: list[int] = []
-    if isinstance(spec, RenderSpec):
-        ref = spec.checkpoint
-        info: ModelInfo | None = None
-        if ref.startswith("job:"):
-            try:
-                dep = ctx.job(ref[4:])
-            except JobNotFound:
-                problems.append(("checkpoint", f"unknown checkpoint: no job {ref[4:]!r}"))
-            else:
-                if dep.kind != "train":
-                    problems.append(
-                        ("checkpoint", f"job {dep.id} ({dep.name}) is a {dep.kind} job, not train")
-                    )
-                else:
-                    info = info_from_train_spec(dep.spec)
-                deps.append(dep.id)
-        else:
-            found, info = ctx.checkpoint_file(ref)
-            problems += found
-        if info is not None:
-            problems += model_problems(spec, info)
-    for i, after_ref in enumerate(spec.after):
-        try:
-            after = ctx.job(after_ref)
-        except JobNotFound:
-            problems.append((f"after.{i}", f"no job {str(after_ref)!r}"))
-        else:
-            if after.id not in deps:
-                deps.append(after.id)
-    if problems:
-        raise SpecError(problems)
-    stored = spec.model_dump(mode="json")
-    stored.update(name=name, output=stored_output, fingerprint=fingerprint(spec))
-    return stored, deps
-
-
-def _checkpoint_file(
-    readable: tuple[Path, ...], ref: str
-) -> tuple[list[tuple[str, str]], ModelInfo | None]:
-    try:
-        path = confine_input(readable, ref)
-    except OutsideInputRoots as e:
-        return [("checkpoint", str(e))], None
-    if not path.is_file():
-        return [("checkpoint", f"unknown checkpoint: {path} does not exist")], None
-    meta = _sidecar(readable, path)
-    return [], info_from_metadata(meta) if meta is not None else None
-
-
-def _sidecar(readable: tuple[Path, ...], checkpoint: Path) -> dict[str, Any] | None:
-    """The checkpoint's JSON sidecar, unless it is a link out of the readable roots."""
-    try:
-        confine_input(readable, str(checkpoint.with_suffix(".json")))
-    except OutsideInputRoots:
-        return None
-    return read_sidecar(checkpoint)
-
-
-def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
-    """What the checkpoint's family, classes and latent size rule out for this render."""
-    family = BUILTIN.get(info.family)
-    if family is None:
-        return []  # a plugin family: its worker-side mode decides
-    if spec.mode not in family.modes:
-        modes = ", ".join(sorted(family.modes))
-        return [("checkpoint", f"a {info.family} checkpoint cannot render {spec.mode!r} ({modes})")]
-    out: list[tuple[str, str]] = []
-    if spec.mode == "storyboard":
-        if not info.conditional:
-            out.append(("storyboard", f"needs a conditional model; this {info.family} is not"))
-        for i, shot in enumerate(spec.storyboard or []):
-            if info.conditional and shot.class_ >= info.num_classes:
-                out.append(
-                    (f"storyboard.{i}.class", f"the model knows classes 0..{info.num_classes - 1}")
-                )
-    if spec.mode == "latent_walk":
-        for i, key in enumerate(spec.keyframes):
-            if isinstance(key, bool):
-                continue
-            if isinstance(key, int) and key >= info.num_classes:
-                known = f"0..{info.num_classes - 1}" if info.num_classes else "no classes"
-                out.append((f"keyframes.{i}", f"class {key}: the model knows {known}"))
-            want = info.latent_dim
-            if isinstance(key, LatentKeyframe) and want is not None and len(key.latent) != want:
-                got = len(key.latent)
-                out.append((f"keyframes.{i}", f"latent has {got} values; the model's has {want}"))
-    return out
 
 
 def submit(
@@ -447,12 +256,6 @@ def _succeeded(session: Session, deps: set[int]) -> set[int]:
         .with_for_update(read=True)
     )
     return {job_id for job_id, state in rows if state is JobState.SUCCEEDED}
-
-
-def fingerprint(spec: TrainSpec | RenderSpec) -> str:
-    """What a submission asked for, so an idempotent replay can be told from a conflict."""
-    canon = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def _label(spec: TrainSpec | RenderSpec) -> str:

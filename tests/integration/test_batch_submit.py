@@ -23,13 +23,13 @@ from farm.config import Settings
 from farm.db import get_engine, session_scope
 from farm.errors import SpecError
 from farm.models import ApiToken, Job, JobDependency, Task
+from farm.resolve import fingerprint
 from farm.runtime import child_env
 from farm.specs import parse_spec
 from farm.submit import (
     Submission,
     SubmissionsRejected,
     Submitted,
-    fingerprint,
     record,
     submit,
     submit_many,

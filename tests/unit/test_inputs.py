@@ -19,10 +19,10 @@ from farm.inputs import (
     input_roots,
     parse_roots,
 )
+from farm.resolve import resolve
 from farm.runtime import child_env
 from farm.specs import parse_spec
 from farm.states import TaskKind
-from farm.submit import resolve
 from workers.context import PermanentError, TaskContext
 from workers.datasets import DatasetError, load_image_folder
 

@@ -7,9 +7,9 @@ import pytest
 from farm.errors import SpecError
 from farm.families import BUILTIN, info_from_metadata, info_from_train_spec
 from farm.planner import plan
+from farm.resolve import model_problems
 from farm.specs import RenderSpec, TrainSpec, parse_spec
 from farm.states import TaskKind
-from farm.submit import model_problems
 from workers.models import gan, lstm, vae
 
 
