@@ -93,6 +93,11 @@ X264_PRESETS = (
     "veryslow",
 )  # fmt: skip
 GIF_DITHERS = ("sierra2_4a", "floyd_steinberg", "bayer", "none")
+# How assembly checks a finished output (``output.verify``): ``packets`` (the default) counts
+# frames from the container without decoding them and compares the stream's parameters;
+# ``decode`` decodes every frame instead. Sequences check their files' bytes, or decode them.
+VERIFY_METHODS = ("packets", "decode")
+_verify = one_of(*VERIFY_METHODS)
 _ALL_PIX = ("gray", "rgb24", "gray16le", "rgb48le")
 
 
@@ -132,7 +137,7 @@ class FormatRules:
             problems.append(("fps", f"must be positive, got {fps!r}"))
         elif fps > self.max_fps:
             problems.append(("fps", f"{self.name} allows at most {self.max_fps:g} fps, got {fps}"))
-        known = {"path", "audio", "pix_fmt_in", *self.option_checks}
+        known = {"path", "audio", "pix_fmt_in", "verify", *self.option_checks}
         for key, value in opts.items():
             if key not in known:
                 problems.append(
@@ -148,6 +153,10 @@ class FormatRules:
                 problems.append(("output.path", reason))
             else:
                 problems += self._path_problems(str(opts["path"]))
+        if "verify" in opts:
+            reason = _verify(opts["verify"])
+            if reason:
+                problems.append(("output.verify", reason))
         if opts.get("audio") is not None and self.audio_codec is None:
             problems.append(("output.audio", f"{self.name} output cannot carry audio"))
         pix_fmt_in = opts.get("pix_fmt_in", "gray")

@@ -65,6 +65,14 @@ class OutputSpec(BaseModel):
         default=None, description="h264 h265 vp9 prores gif png8 png16 ffv1; default from path"
     )
     audio: str | None = Field(default=None, description="an audio file muxed in at assembly")
+    # Any value is let through here and checked against farm.formats.VERIFY_METHODS with the
+    # codec options, so every bad value (a typo, a number) is refused as ``output.verify``.
+    verify: Any = Field(
+        default=None,
+        description="how assembly checks the output: packets (default: frames counted from "
+        "the container, stream parameters compared) or decode (every frame decoded)",
+        json_schema_extra={"enum": ["packets", "decode"]},
+    )
     keep_segments: bool = False
 
 
@@ -360,6 +368,8 @@ class RenderSpec(_Spec):
         options = dict(section.model_extra or {}) if section else {}
         if section and section.audio:
             options["audio"] = section.audio
+        if section and section.verify is not None:
+            options["verify"] = section.verify
         return fmt.lower(), path, options
 
     def format_problems(self, name: str) -> list[tuple[str, str]]:

@@ -77,8 +77,9 @@ def render(
         segments.append(seg)
         start += n
     return fmt.assemble(
-        segments, out, len(frames), FPS, audio, ffmpeg=ff, frame_numbers=list(numbers)
-    )
+        segments, out, len(frames), FPS, audio, ffmpeg=ff, frame_numbers=list(numbers),
+        options={"path": str(out)}, width=W, height=H, pix_fmt_in=pix_fmt_in,
+    )  # fmt: skip
 
 
 def decode(ff: str, src: Path | Sequence[Path], pix_fmt: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -303,7 +304,7 @@ def test_wrong_expected_count_fails_verification_and_leaves_nothing(
     seg = tmp_path / "s.mkv"
     with fmt.open_segment(seg, W, H, FPS, "gray", range(5), ffmpeg=ff) as w:
         w.write(gray_frames(5))
-    with pytest.raises(EncodeError, match="decodes to 5 frames, expected 6"):
+    with pytest.raises(EncodeError, match="holds 5 frames, expected 6"):
         fmt.assemble([seg], tmp_path / "out.mkv", 6, FPS, ffmpeg=ff)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mkv"]
 

@@ -95,6 +95,23 @@ def test_chunked_and_unchunked_lossless_renders_are_identical(farm: Farm, vae: s
     assert np.array_equal(fa, fb)
 
 
+def test_a_one_chunk_render_takes_its_segment_as_the_video(farm: Farm, vae: str) -> None:
+    d = render(farm, "one-chunk", {"path": "one/whole.mp4", "keep_segments": True},
+               chunk_size=10)  # fmt: skip
+    video, segment = Path(artifact(d, "video")["path"]), Path(artifact(d, "segment")["path"])
+    assert video.stat().st_ino == segment.stat().st_ino  # linked into place: no concat copy
+    assert decode_gray(video).size == 10 * 64 * 48
+    for kind in ("poster", "contact_sheet"):
+        assert Path(artifact(d, kind)["path"]).is_file()
+
+
+def test_verify_decode_is_honoured_end_to_end(farm: Farm, vae: str) -> None:
+    d = render(farm, "decode-check", {"path": "dc/a.webm", "format": "vp9", "verify": "decode"})
+    assert d["spec"]["output"]["options"]["verify"] == "decode"
+    info = describe_output(Path(artifact(d, "video")["path"]), "vp9", ffmpeg=ffmpeg_binary())
+    assert info["frames"] == 10
+
+
 def test_audio_is_muxed_and_fitted_to_the_video_length(farm: Farm, vae: str) -> None:
     wav = farm.settings.output_root_abs() / "audio" / "tone.wav"
     wav.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +136,9 @@ def test_audio_is_muxed_and_fitted_to_the_video_length(farm: Farm, vae: str) -> 
      ({"format": "png8", "path": "shots/sh.png"}, 64, "output.path"),
      ({"format": "h264", "path": "x.mp4"}, 65, "width"),
      ({"format": "gif", "path": "x.gif", "audio": "a.wav"}, 64, "output.audio"),
-     ({"format": "h264", "path": "x.mp4", "crf": 99}, 64, "output.crf")],
+     ({"format": "h264", "path": "x.mp4", "crf": 99}, 64, "output.crf"),
+     ({"format": "h264", "path": "x.mp4", "verify": "full"}, 64, "output.verify"),
+     ({"format": "png8", "path": "s/a.####.png", "verify": 1}, 64, "output.verify")],
 )  # fmt: skip
 def test_impossible_outputs_are_refused_at_submission(output: dict, width: int, field: str) -> None:
     with pytest.raises(SpecError) as e:

@@ -13,8 +13,10 @@ from typing import Any
 
 from farm.formats import Problem, UnknownFormat, known_formats
 from workers.formats.base import OutputFormat
+from workers.formats.verification import Verification
 
 __all__ = [
+    "RENDER_PIX_FMT",
     "OutputFormat",
     "Problem",
     "UnknownFormat",
@@ -23,6 +25,11 @@ __all__ = [
     "known_formats",
     "verify_output",
 ]
+
+# What the render modes hand a segment writer: uint8 (B, H, W) frames. The chunk stage opens
+# its segment with it and assembly checks the output's pixel format against what the format
+# stores for it, so both stages read it from here.
+RENDER_PIX_FMT = "gray"
 
 _MODULES = {
     "h264": "h264",
@@ -65,10 +72,17 @@ def describe_output(
 
 
 def verify_output(
-    path: Path, fmt: OutputFormat | str, *, ffmpeg: str, expected_frames: int, fps: float
+    path: Path,
+    fmt: OutputFormat | str,
+    *,
+    ffmpeg: str,
+    expected_frames: int,
+    fps: float,
+    method: Verification | None = None,
 ) -> tuple[int, float]:
-    """Decode a finished output; raise EncodeError unless it holds ``expected_frames`` frames
-    lasting ``expected_frames / fps`` seconds within one frame."""
+    """Check a finished output; raise EncodeError unless it holds ``expected_frames`` frames
+    lasting ``expected_frames / fps`` seconds within one frame, in the format's codec.
+    ``method``: ``packets``, ``decode`` or (sequences) ``files``; the format's own if unset."""
     return _as_format(fmt).verify(
-        Path(path), ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps
+        Path(path), ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps, method=method
     )

@@ -4,6 +4,9 @@ A format is one object with no per-job state; the render-chunk stage opens one s
 chunk with ``open_segment`` and the assembly stage calls ``assemble`` once. Formats that can
 be joined by stream copy encode their segments so the join is exact (every segment starts on
 a keyframe, no B-frames, identical codec parameters); the others re-encode or move files.
+The result is checked before it takes its final name (see :mod:`workers.formats.verification`
+for which check); a job of one segment in the output's container takes that segment as its
+output, with no join.
 """
 
 from __future__ import annotations
@@ -16,17 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from farm.formats import FormatRules, OptionCheck, Problem, bitrate, int_in, one_of
-from workers.encode import (
-    EncodeError,
-    PipeWriter,
-    _rate,
-    _temp_sibling,
-    _timescale,
-    _unlink_quietly,
-    concat_copy,
-    probe_video,
-    verify_video,
-)
+from workers.formats.verification import Verification, adopts_segment, choose_verification
+from workers.media.check import Expected, Method, verify_video
+from workers.media.join import concat_copy
+from workers.media.probe import probe_video
+from workers.media.process import EncodeError, temp_sibling, unlink_quietly
+from workers.media.timebase import rate, timescale
+from workers.media.writer import PipeWriter
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,11 @@ class OutputFormat(ABC):
 
     # What the control plane checks at submission; the worker reads the same rules.
     rules: ClassVar[FormatRules]
+    # True where this format's encoder settings make one packet one shown frame in every
+    # output (no frames hidden in or split over packets): counting packets is then counting
+    # frames, and assembly checks without decoding. Each module sets it and says why it
+    # holds; a new format is decoded until it does.
+    packet_exact: ClassVar[bool] = False
 
     def __getattr__(self, attr: str) -> Any:
         # name, codec, containers, chroma, limits, options... come from the shared rules.
@@ -131,8 +135,13 @@ class OutputFormat(ABC):
         ffmpeg: str,
         frame_numbers: Sequence[int] | None = None,
         options: Mapping[str, Any] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
     ) -> Path:
-        """Each format module implements this."""
+        """Join ``segments`` into ``out`` and check it against the frames, the rate and
+        (where given) the size and input pixel format it was rendered with; nothing has the
+        final name until the check passes. Each format module implements this."""
 
     def describe(
         self, path: Path, *, ffmpeg: str, counted: tuple[int, float] | None = None
@@ -146,10 +155,60 @@ class OutputFormat(ABC):
         )
         return info
 
+    def verification(self, options: Mapping[str, Any] | None = None) -> Verification:
+        """The check assembly runs: the output's ``verify`` option within what is exact."""
+        asked = (options or {}).get("verify")
+        return choose_verification(
+            packet_exact=self.packet_exact, is_sequence=self.is_sequence, asked=asked
+        )
+
+    def stored_pix_fmt_for(self, pix_fmt_in: str | None) -> str | None:
+        """The pixel format a decoder reports for an output of ``pix_fmt_in`` frames
+        (``None``: not checked, or not known without the input's)."""
+        return None
+
+    def expected_stream(
+        self,
+        frames: int,
+        fps: float,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
+    ) -> Expected:
+        """What a finished output of these frames must read as."""
+        return Expected(
+            frames=frames,
+            fps=fps,
+            codec=self.codec,
+            width=width,
+            height=height,
+            pix_fmt=self.stored_pix_fmt_for(pix_fmt_in),
+        )
+
     def verify(
-        self, path: Path, *, ffmpeg: str, expected_frames: int, fps: float
+        self,
+        path: Path,
+        *,
+        ffmpeg: str,
+        expected_frames: int,
+        fps: float,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
+        method: Verification | None = None,
+        label: str | None = None,
     ) -> tuple[int, float]:
-        return verify_video(path, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps)
+        """Raise EncodeError unless ``path`` holds ``expected_frames`` frames lasting
+        frames / fps within one frame, with the codec (and size and pixel format, where
+        given) asked for. ``method`` defaults to the format's own (:meth:`verification`);
+        ``label`` names the file in errors."""
+        chosen = method or self.verification()
+        how: Method = "packets" if chosen != "decode" and self.packet_exact else "decode"
+        want = self.expected_stream(expected_frames, fps, width, height, pix_fmt_in)
+        return verify_video(
+            path, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps, method=how,
+            expected=want, label=label,
+        )  # fmt: skip
 
     def _refuse_audio(self, audio: Path | None) -> None:
         if audio is not None and self.audio_codec is None:
@@ -165,6 +224,9 @@ class VideoFormat(OutputFormat):
 
     pix_fmt: ClassVar[str] = "yuv420p"
     color_tags: ClassVar[bool] = True
+
+    def stored_pix_fmt_for(self, pix_fmt_in: str | None) -> str | None:
+        return self.pix_fmt  # every input is converted to it
 
     @abstractmethod
     def encode_args(
@@ -200,7 +262,7 @@ class VideoFormat(OutputFormat):
         if muxer in ("mp4", "mov"):
             args += [
                 "-video_track_timescale",
-                str(_timescale(_rate(fps))),
+                str(timescale(rate(fps))),
                 "-movflags",
                 "+faststart",
             ]
@@ -221,6 +283,7 @@ class VideoFormat(OutputFormat):
         opts = {k: v for k, v in (options or {}).items() if k not in ("path", "audio")}
         self.check(width, height, fps, {**opts, "pix_fmt_in": pix_fmt_in})
         opts.pop("pix_fmt_in", None)
+        opts.pop("verify", None)
         path = Path(path)
         return PipeWriter(
             path,
@@ -244,20 +307,29 @@ class VideoFormat(OutputFormat):
         ffmpeg: str,
         frame_numbers: Sequence[int] | None = None,
         options: Mapping[str, Any] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
     ) -> Path:
-        """Join by stream copy, decode the result to check it, mux audio, then rename."""
+        """Join by stream copy (or take the one segment as it is), check the result, mux
+        audio, then rename into place."""
         self._refuse_audio(audio)
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_sibling(out)
+        method = self.verification(options)
+        tmp = temp_sibling(out)
         try:
-            concat_copy(
-                segments,
-                tmp,
-                ffmpeg=ffmpeg,
-                output_args=["-map", "0:v:0", "-c", "copy", *self._mux_args(out, fps)],
-            )
-            self.verify(tmp, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps)
+            if not self._adopt(segments, tmp, out, audio):
+                concat_copy(
+                    segments,
+                    tmp,
+                    ffmpeg=ffmpeg,
+                    output_args=["-map", "0:v:0", "-c", "copy", *self._mux_args(out, fps)],
+                )
+            self.verify(
+                tmp, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps, width=width,
+                height=height, pix_fmt_in=pix_fmt_in, method=method, label=out.name,
+            )  # fmt: skip
             if audio is not None:
                 from workers.audio import mux_audio
 
@@ -265,5 +337,32 @@ class VideoFormat(OutputFormat):
             else:
                 os.replace(tmp, out)
         finally:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
         return out
+
+    def _adopt(self, segments: Sequence[Path], tmp: Path, out: Path, audio: Path | None) -> bool:
+        """Give a lone segment that already is the output a second name, ``tmp``.
+
+        A hard link rather than a rename: the output shares the segment's bytes (no copy)
+        while the segment keeps its own name until assembly's success is committed, so an
+        assembly that runs again after its worker died still finds it. Segments live under
+        the output root's ``.segments/``, on the output's filesystem; where a link is refused
+        anyway (a filesystem without them) the segment is copied by the concat as before.
+        """
+        if not segments or not adopts_segment(
+            len(segments),
+            self.muxer_for(segments[0]),
+            self.muxer_for(out),
+            has_audio=audio is not None,
+        ):
+            return False
+        segment = Path(segments[0])
+        if not segment.is_file():
+            raise EncodeError(f"segment {segment} does not exist")
+        try:
+            os.link(segment, tmp)
+        except OSError as e:
+            log.info("cannot link %s into place (%s): joining by stream copy", segment.name, e)
+            return False
+        log.info("one segment: %s becomes %s as it is, no concat", segment.name, out.name)
+        return True

@@ -6,25 +6,35 @@ intermediates (one file per chunk, exact pixels, joinable by the concat demuxer,
 and faster than PNG frames), and assembly re-encodes once: ``palettegen`` over all frames,
 ``paletteuse`` to map them. ffmpeg's fallback without this is a fixed 3-3-2 RGB palette, which
 bands grayscale badly.
+
+The re-encode decodes every intermediate (``-xerror``: a damaged one fails it), and the GIF
+it writes is packet-exact: the encoder writes one image per frame (an unchanged frame is a
+1x1 image, still one) and the demuxer reads one packet per image. GIF stores no frame rate,
+only a delay per frame in 1/100 s, so its rate is not compared; its duration is.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from farm.formats import GIF_DITHERS, RULES
-from workers.encode import PipeWriter, _temp_sibling, _unlink_quietly, concat_copy
 from workers.formats.base import OutputFormat, log
 from workers.formats.ffv1 import ffv1_args
+from workers.media.check import Expected
+from workers.media.join import concat_copy
+from workers.media.process import temp_sibling, unlink_quietly
+from workers.media.writer import PipeWriter
 
 DITHERS = GIF_DITHERS
 
 
 class GIF(OutputFormat):
     rules = RULES["gif"]
+    packet_exact = True  # one image, one packet, per frame (see the module docstring)
 
     @property
     def segment_suffix(self) -> str:
@@ -53,9 +63,22 @@ class GIF(OutputFormat):
             ffmpeg=ffmpeg,
             pix_fmt_in=pix_fmt_in,
             output_args=[*ffv1_args(pix_fmt_in), "-fps_mode", "passthrough", "-f", "matroska"],
-            tmp_path=_temp_sibling(path, ".mkv"),
+            tmp_path=temp_sibling(path, ".mkv"),
             expected_frames=len(frame_numbers),
         )
+
+    def expected_stream(
+        self,
+        frames: int,
+        fps: float,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
+    ) -> Expected:
+        # The decoder reports palette GIFs as bgra whatever was asked, and the rate it shows
+        # is a guess from the first delays (25 for 4/100 s frames at 24 fps).
+        want = super().expected_stream(frames, fps, width, height, pix_fmt_in)
+        return replace(want, pix_fmt=None, check_rate=False)
 
     def palette_filter(self, options: Mapping[str, Any]) -> str:
         colors = int(options.get("max_colors", 256))
@@ -88,6 +111,9 @@ class GIF(OutputFormat):
         ffmpeg: str,
         frame_numbers: Sequence[int] | None = None,
         options: Mapping[str, Any] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
     ) -> Path:
         self._refuse_audio(audio)
         out = Path(out)
@@ -99,7 +125,8 @@ class GIF(OutputFormat):
             expected_frames,
             out.name,
         )
-        tmp = _temp_sibling(out)
+        method = self.verification(options)
+        tmp = temp_sibling(out)
         try:
             concat_copy(
                 segments,
@@ -108,10 +135,13 @@ class GIF(OutputFormat):
                 output_args=self.assemble_args(options or {}),
                 what=f"re-encoding {len(segments)} segments into {out.name} with a palette",
             )
-            self.verify(tmp, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps)
+            self.verify(
+                tmp, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps, width=width,
+                height=height, pix_fmt_in=pix_fmt_in, method=method, label=out.name,
+            )  # fmt: skip
             os.replace(tmp, out)
         finally:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
         return out
 
 

@@ -3,6 +3,9 @@
 ``-bf 0`` keeps PTS equal to DTS (no edit list, exact segment durations) and x264 opens every
 segment with an IDR frame, so stream-copied segments join exactly; ``+faststart`` moves the
 index to the front so a browser can start playing before the download ends.
+
+Packet-exact: x264 emits one access unit (one packet) per input frame and, with no B-frames,
+in display order; it never drops or merges frames, so counting packets counts frames.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ def rate_control(options: Mapping[str, Any], default_crf: int) -> list[str]:
 
 class H264(VideoFormat):
     rules = RULES["h264"]
+    packet_exact = True  # -bf 0: one packet per frame, in order (see the module docstring)
 
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]

@@ -4,6 +4,9 @@ Joinable segments need what x264 gives by default, asked of x265 explicitly: ``b
 (no reordering, so no composition offsets to stitch), ``no-open-gop=1`` (every keyframe is an
 IDR whose pictures never reference the previous segment), and the same parameters for every
 segment so the first segment's ``hvcC`` parameter sets describe all of them.
+
+Packet-exact: x265 emits one access unit per input frame, and ``bframes=0`` keeps them in
+display order with no frame held back or dropped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from workers.formats.h264 import rate_control
 
 class H265(VideoFormat):
     rules = RULES["h265"]
+    packet_exact = True  # bframes=0: one access unit per frame, in order
 
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]

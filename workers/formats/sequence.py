@@ -11,7 +11,8 @@ because the image2 muxer can only number consecutively and a stepped or listed r
 consecutive. When ffmpeg succeeds each file is renamed to its real frame number, and the
 folder is renamed to the segment's name: a chunk's frames appear all at once or not at all.
 Assembly moves the frames into the template's folder and checks that exactly the expected
-names exist and decode.
+names exist and that each is a whole PNG of the asked-for size and layout, by its first and
+last bytes (:mod:`workers.media.stills`); ``verify: decode`` decodes every frame as well.
 """
 
 from __future__ import annotations
@@ -25,15 +26,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from farm.formats import parse_template
-from workers.encode import (
-    STDERR_TAIL_CHARS,
-    EncodeError,
-    PipeWriter,
-    _concat_quote,
-    _run,
-    probe_video,
-)
 from workers.formats.base import OutputFormat
+from workers.formats.verification import Verification
+from workers.media.join import concat_quote
+from workers.media.probe import probe_video
+from workers.media.process import STDERR_TAIL_CHARS, EncodeError, run_ffmpeg
+from workers.media.stills import PNG_LAYOUTS, PngLayout, png_problem, read_ends
+from workers.media.writer import PipeWriter
 
 _TEMP_PATTERN = "f%09d"
 
@@ -175,6 +174,9 @@ class SequenceFormat(OutputFormat):
         ffmpeg: str,
         frame_numbers: Sequence[int] | None = None,
         options: Mapping[str, Any] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
     ) -> Path:
         """Move every chunk's frames into the template's folder; check the set is exact.
 
@@ -212,7 +214,10 @@ class SequenceFormat(OutputFormat):
         for seg in segments:
             for item in sorted(Path(seg).iterdir()):
                 os.replace(item, folder / item.name)
-        self.verify(out, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps, names=expected)
+        self.verify(
+            out, ffmpeg=ffmpeg, expected_frames=expected_frames, fps=fps, names=expected,
+            width=width, height=height, pix_fmt_in=pix_fmt_in, method=self.verification(options),
+        )  # fmt: skip
         return Path(out)
 
     def frame_files(self, template: Path) -> list[Path]:
@@ -228,6 +233,16 @@ class SequenceFormat(OutputFormat):
                 found.append((int(m.group(1)), p))
         return [p for _, p in sorted(found)]
 
+    def png_layout(
+        self, width: int | None, height: int | None, pix_fmt_in: str | None
+    ) -> PngLayout:
+        """What each frame's header must say; without the input's pixel format, only what
+        every input of this format shares (png16 is always 16-bit)."""
+        stored = [self.stored_pix_fmt[pix_fmt_in]] if pix_fmt_in else self.stored_pix_fmt.values()
+        depths = {PNG_LAYOUTS[p][0] for p in stored}
+        colors = {PNG_LAYOUTS[p][1] for p in stored}
+        return PngLayout(width, height, _only(depths), _only(colors))
+
     def verify(
         self,
         path: Path,
@@ -236,24 +251,30 @@ class SequenceFormat(OutputFormat):
         expected_frames: int,
         fps: float,
         names: Sequence[str] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        pix_fmt_in: str | None = None,
+        method: Verification | None = None,
+        label: str | None = None,
     ) -> tuple[int, float]:
+        """The exact set of frame files (``names`` when given), then each file by its bytes
+        (``files``, the default) or every frame decoded (``decode``). Errors name the
+        frames themselves, so ``label`` is not needed."""
         files = self.frame_files(path)
-        if names is not None:
-            have = {p.name for p in files}
-            missing = [n for n in names if n not in have]
-            if missing:
-                raise EncodeError(
-                    f"{len(missing)} frames of {Path(path).name} are missing (e.g. {missing[0]})"
-                )
-        if len(files) != expected_frames:
-            raise EncodeError(
-                f"{Path(path).parent} holds {len(files)} frames of {Path(path).name}, "
-                f"expected {expected_frames}"
-            )
-        decoded = decode_count(files, ffmpeg=ffmpeg)
-        if decoded != expected_frames:
-            raise EncodeError(f"only {decoded} of {expected_frames} frames decode")
-        return decoded, decoded / fps
+        problems = name_problems([p.name for p in files], names, expected_frames)
+        if problems:
+            raise EncodeError(f"{Path(path).parent}: {'; '.join(problems)}")
+        if (method or self.verification()) == "decode":
+            decoded = decode_count(files, ffmpeg=ffmpeg)
+            if decoded != expected_frames:
+                raise EncodeError(f"only {decoded} of {expected_frames} frames decode")
+            return decoded, decoded / fps
+        layout = self.png_layout(width, height, pix_fmt_in)
+        for f in files:
+            problem = png_problem(*read_ends(f), layout)
+            if problem is not None:
+                raise EncodeError(f"frame {f.name} {problem}")
+        return len(files), len(files) / fps
 
     def describe(
         self, path: Path, *, ffmpeg: str, counted: tuple[int, float] | None = None
@@ -276,24 +297,46 @@ class SequenceFormat(OutputFormat):
         }
 
 
+def _only(values: set[int]) -> int | None:
+    return next(iter(values)) if len(values) == 1 else None
+
+
+def name_problems(
+    found: Sequence[str], expected: Sequence[str] | None, expected_frames: int
+) -> list[str]:
+    """How the frame files ``found`` differ from the ``expected`` names (or, without names,
+    from the expected count): missing frames, then the count."""
+    problems = []
+    if expected is not None:
+        have = set(found)
+        missing = [n for n in expected if n not in have]
+        if missing:
+            problems.append(f"{len(missing)} frames are missing (e.g. {missing[0]})")
+    if len(found) != expected_frames:
+        problems.append(f"holds {len(found)} frames, expected {expected_frames}")
+    return problems
+
+
 def concat_listing(files: Sequence[Path], listing: Path) -> None:
-    lines = ["ffconcat version 1.0", *(f"file {_concat_quote(Path(f).resolve())}" for f in files)]
+    lines = ["ffconcat version 1.0", *(f"file {concat_quote(Path(f).resolve())}" for f in files)]
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def decode_count(files: Sequence[Path], *, ffmpeg: str) -> int:
-    """Decode every file (one concat input) and count the frames that came out."""
+    """Decode every file (one concat input) and count the frames that came out; a decoding
+    error fails the count (a PNG decoder conceals a cut-off frame and carries on)."""
     if not files:
         return 0
     folder = Path(files[0]).parent
     listing = folder / f".decode-{os.getpid()}-{secrets.token_hex(4)}.ffconcat"
     try:
         concat_listing(files, listing)
-        stdout, stderr = _run(
-            [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-f",
-             "concat", "-safe", "0", "-i", str(listing), "-map", "0:v:0", "-fps_mode",
-             "passthrough", "-f", "null", "-progress", "pipe:1", "-"],
+        stdout, stderr = run_ffmpeg(
+            [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error",
+             "-xerror", "-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:v:0",
+             "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-"],
             f"decoding {len(files)} frames in {folder}",
+            strict=True,
         )  # fmt: skip
     finally:
         listing.unlink(missing_ok=True)

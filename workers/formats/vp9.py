@@ -5,6 +5,10 @@ are invisible frames that libvpx packs with a visible one, which is harmless for
 but without them every packet is one displayed frame and a segment's last packet ends
 exactly at its duration, so the concat demuxer's joins leave no gap. Each segment starts
 with a keyframe (libvpx always opens with one), so stream copy joins them.
+
+Packet-exact for the same reason: with ``-auto-alt-ref 0`` no packet carries an invisible
+frame, so one packet is one shown frame (and with ffmpeg's default ``-drop-threshold 0``
+libvpx drops none).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from workers.formats.base import VideoFormat
 
 class VP9(VideoFormat):
     rules = RULES["vp9"]
+    packet_exact = True  # -auto-alt-ref 0: every packet is one shown frame
 
     def encode_args(
         self, width: int, height: int, fps: float, pix_fmt_in: str, options: Mapping[str, Any]

@@ -1,9 +1,12 @@
 """Assembly stage: join the chunk segments into the job's output, check it, make previews.
 
-Video formats join by stream copy; GIF re-encodes once from lossless intermediates; image
-sequences move each chunk's frames into place. The result is decoded and its frame count and
-duration checked before it gets its final name. Segments are removed only after the success
-is committed, so an assembly that runs again (its worker died after writing) still finds them.
+Video formats join by stream copy, or take a job's only segment as the output when it is
+already in the output's container (a hard link, no copy); GIF re-encodes once from lossless
+intermediates; image sequences move each chunk's frames into place. Before the result gets
+its final name its frames are counted (from the container's packets, or by decoding them with
+``output.verify: decode``) and its duration, codec, size, pixel format and rate checked.
+Segments are removed only after the success is committed, so an assembly that runs again
+(its worker died after writing) still finds them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from farm.outputs import confine
 from farm.states import TaskKind
 from workers.context import Output, PermanentError, Result, TaskContext
 from workers.encode import ffmpeg_binary
-from workers.formats import describe_output, get_format
+from workers.formats import RENDER_PIX_FMT, describe_output, get_format
 from workers.outputs import digest, segment_for
 from workers.previews import contact_sheet, poster_frame, previews_from_kept
 
@@ -61,9 +64,10 @@ def run(ctx: TaskContext) -> Result:
     result = fmt.assemble(
         segments, out, ctx.frame_count, spec["fps"], audio_path,
         ffmpeg=ffmpeg, frame_numbers=numbers, options={**options, "path": str(out)},
+        width=spec["width"], height=spec["height"], pix_fmt_in=RENDER_PIX_FMT,
     )  # fmt: skip
     ctx.check()
-    # fmt.assemble decoded the result and checked its frames and duration: no second decode.
+    # fmt.assemble counted the result's frames and checked its duration: no second count.
     counted = (ctx.frame_count, ctx.frame_count / spec["fps"])
     info = describe_output(result, fmt, ffmpeg=ffmpeg, counted=counted)
     info.update(frames_range=ctx.frames, fps_requested=spec["fps"], audio=audio)

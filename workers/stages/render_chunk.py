@@ -20,7 +20,7 @@ from workers.checkpoint import CheckpointError
 from workers.context import Output, PermanentError, Result, TaskContext
 from workers.device import device, load_model
 from workers.encode import PipelinedWriter, ffmpeg_binary
-from workers.formats import get_format
+from workers.formats import RENDER_PIX_FMT, get_format
 from workers.modes import RenderJob, get_mode
 from workers.outputs import digest, segment_for
 from workers.previews import keep_preview_frames, preview_positions
@@ -84,7 +84,7 @@ def run(ctx: TaskContext) -> Result:
     if fmt.is_sequence:
         options["path"] = out_spec["path"]
     writer = fmt.open_segment(
-        seg, width, height, spec["fps"], "gray", parse_frames(ctx.frames or ""), options,
+        seg, width, height, spec["fps"], RENDER_PIX_FMT, parse_frames(ctx.frames or ""), options,
         ffmpeg=ffmpeg_binary(ctx.settings.ffmpeg),
     )  # fmt: skip
     wanted = preview_positions(total)
