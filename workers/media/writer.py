@@ -18,6 +18,7 @@ from typing import IO, Any, Self
 
 import numpy as np
 
+from workers.media.mp4 import sample_table_facts
 from workers.media.probe import count_frames
 from workers.media.process import GLOBAL_ARGS, EncodeError, temp_sibling, unlink_quietly
 from workers.media.process import stderr_tail as read_tail
@@ -207,8 +208,18 @@ class PipeWriter:
             )
         self._commit()
 
+    def _encoded_frames(self) -> int:
+        """Frames in the finished file: from its sample tables where it is MP4/MOV (a read of
+        a few kilobytes, where an ffmpeg process costs 25-35 ms a chunk), else ffmpeg's packet
+        count by stream copy. Either counts packets, one per frame in what the farm writes."""
+        if self.tmp_path.suffix.lower() in (".mp4", ".mov"):
+            facts = sample_table_facts(self.tmp_path)
+            if facts is not None and not facts.errors:
+                return facts.frames
+        return count_frames(self.tmp_path, ffmpeg=self.ffmpeg, decode=False)[0]
+
     def _commit(self) -> None:
-        encoded, _ = count_frames(self.tmp_path, ffmpeg=self.ffmpeg, decode=False)
+        encoded = self._encoded_frames()
         if encoded != self.frames_written:
             raise EncodeError(
                 f"{self.path.name}: wrote {self.frames_written} frames but ffmpeg encoded "
