@@ -81,6 +81,8 @@ def api(
             host=host or s.api_host,
             port=port or s.api_port,
             log_level="warning",
+            # The monitor's live streams would hold a shutdown for up to 30 s each.
+            timeout_graceful_shutdown=5,
         )
 
 

@@ -108,6 +108,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.celery = make_celery(settings)
     app.include_router(router)
+    from farm.web import install as install_monitor
+
+    install_monitor(app)  # the web monitor at / (farm/web): its pages, static files, errors
 
     @app.exception_handler(SpecError)
     async def spec_error(_: Request, e: SpecError) -> JSONResponse:
