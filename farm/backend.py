@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from farm.config import Settings
-from farm.errors import FarmError, JobNotFound, JobStateError, SpecError
+from farm.errors import FarmError, JobNotFound, JobStateError, SpecError, TaskNotFound
 
 
 class Backend(Protocol):
@@ -26,6 +26,11 @@ class Backend(Protocol):
     def workers(self, include_stopped: bool) -> list[dict[str, Any]]: ...
     def drain(self, name: str, draining: bool) -> None: ...
     def flush(self) -> None: ...
+    def task_logs(
+        self, task_id: int, attempt: int | None, follow: bool
+    ) -> Iterator[dict[str, Any]]:
+        """A task attempt's log lines as dicts (:class:`farm.api.schemas.LogLinePublic`)."""
+        ...
 
 
 class LocalBackend:
@@ -103,6 +108,19 @@ class LocalBackend:
 
         dispatch_ready(self.settings, self.celery)
 
+    def task_logs(
+        self, task_id: int, attempt: int | None, follow: bool
+    ) -> Iterator[dict[str, Any]]:
+        from farm import tasklogs
+
+        if follow:
+            for k, line in tasklogs.follow(self.settings, task_id, attempt):
+                yield tasklogs.as_json(task_id, k, line)
+            return
+        chunk = tasklogs.read(self.settings, task_id, attempt)
+        for line in chunk.lines:
+            yield tasklogs.as_json(task_id, chunk.attempt, line)
+
 
 class ApiBackend:
     def __init__(self, url: str, token: str | None) -> None:
@@ -175,6 +193,18 @@ class ApiBackend:
 
     def flush(self) -> None:
         return None
+
+    def task_logs(
+        self, task_id: int, attempt: int | None, follow: bool
+    ) -> Iterator[dict[str, Any]]:
+        from farm.client import FarmAPIError
+
+        try:
+            yield from self.client.task_logs(task_id, attempt=attempt, follow=follow)
+        except FarmAPIError as e:
+            if e.status == 404:
+                raise TaskNotFound(task_id, attempt) from None
+            raise FarmError(str(e)) from None
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""CLI commands for operators and pipelines: tokens, the API server, Flower, batches."""
+"""CLI commands for operators and pipelines: tokens, the API server, Flower, batches, logs."""
 
 from __future__ import annotations
 
@@ -202,8 +202,47 @@ def _refuse_or_skip(rows: list[Row], errors: list[RowError], skip_invalid: bool)
     return without(rows, bad)
 
 
+def logs(
+    job: str = typer.Argument(..., help="job id or name"),
+    task: int | None = typer.Option(None, "--task", help="a task id (default: every task)"),
+    attempt: int | None = typer.Option(None, "--attempt", min=1, help="default: the latest"),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="print lines as they come, through retries, until the task ends",
+    ),
+) -> None:
+    """Print a job's task logs: each attempt's worker log, progress lines, ffmpeg's stderr
+    and tracebacks. With --follow, waits on each task in turn, from --attempt (default: the
+    latest) through its retries, until it ends."""
+    from datetime import datetime
+
+    try:
+        with backend(Settings()) as be:
+            ids = [int(t["id"]) for t in be.job(job)["task_list"]]
+            if task is not None:
+                if task not in ids:
+                    raise FarmError(f"task {task} is not one of job {job}'s tasks")
+                ids = [task]
+            for task_id in ids:
+                shown: int | None = None
+                for line in be.task_logs(task_id, attempt, follow):
+                    if line["level"] == "end":
+                        typer.echo(f"=== task {task_id}: {line['text'].removeprefix('task ')} ===")
+                        continue
+                    if line["attempt"] != shown:
+                        shown = line["attempt"]
+                        typer.echo(f"=== task {task_id} attempt {shown} ===")
+                    at = datetime.fromtimestamp(line["at"]).strftime("%H:%M:%S")
+                    typer.echo(f"{at} {line['level']:<8} {line['text']}")
+    except FarmError as e:
+        raise _fail(e) from None
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.command()(api)
     app.command()(flower)
     app.command()(batch)
+    app.command()(logs)

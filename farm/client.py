@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -87,6 +89,40 @@ class FarmClient:
 
     def artifacts(self, job_id: int) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/jobs/{job_id}/artifacts"))
+
+    def task_logs(
+        self, task_id: int, *, attempt: int | None = None, after: int = -1, follow: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """The attempt's log lines (default: the latest attempt). ``follow`` yields them as
+        they are written, through the task's later attempts, until the task ends (a last
+        line of level ``end``), asking again each time the server ends its answer."""
+        while True:
+            last = None
+            for line in self._log_lines(task_id, attempt, after, follow):
+                last = line
+                yield line
+            if not follow or (last is not None and last["level"] == "end"):
+                return
+            if last is not None:
+                attempt, after = int(last["attempt"]), int(last["seq"])
+
+    def _log_lines(
+        self, task_id: int, attempt: int | None, after: int, follow: bool
+    ) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"after": after, "follow": "true" if follow else "false"}
+        if attempt is not None:
+            params["attempt"] = attempt
+        with self._http.stream("GET", f"/tasks/{task_id}/logs", params=params) as r:
+            if not r.is_success:
+                r.read()
+                try:
+                    message = str(r.json().get("error", r.text))
+                except ValueError:
+                    message = r.text
+                raise FarmAPIError(r.status_code, message, [])
+            for line in r.iter_lines():
+                if line.strip():
+                    yield dict(json.loads(line))
 
     def wait(self, job_id: int, *, timeout_s: float = 3600, poll_s: float = 1.0) -> dict[str, Any]:
         """Poll until the job ends; raises TimeoutError past ``timeout_s``."""

@@ -82,3 +82,14 @@ class BrokerUnusable(FarmError):
         self.job_id = job_id
         self.args = (self._message(),)
         return self
+
+
+class TaskNotFound(FarmError):
+    """Raised when a task id (or one of its attempts) matches no task."""
+
+    exit_code = 3
+
+    def __init__(self, task_id: int, attempt: int | None = None) -> None:
+        self.task_id, self.attempt = task_id, attempt
+        what = f"task {task_id}" + (f" attempt {attempt}" if attempt is not None else "")
+        super().__init__(f"no {what}")

@@ -199,6 +199,25 @@ class Artifact(Base):
     )
 
 
+class TaskLog(Base):
+    """One attempt's log (see :mod:`farm.logbuffer`): its head and tail lines as
+    ``[seq, at, level, text]`` rows, rewritten whole by the worker about every second, so a
+    worker killed mid-task leaves it as of its last flush. ``done`` once the attempt ended."""
+
+    __tablename__ = "task_logs"
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    lines: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    next_seq: Mapped[int] = mapped_column(Integer, default=0)
+    dropped_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
 class Event(Base):
     """Every state transition, with time, worker host, attempt number and error text."""
 

@@ -69,6 +69,9 @@ class TaskContext:
     # The queues this worker consumes: a stage its success opens in one of them it may take.
     consumes: frozenset[str] = frozenset()
     lost: threading.Event = field(default_factory=threading.Event)
+    # Where the stage's own lines go (the attempt's log, :mod:`workers.tasklog`), beside
+    # the progress row: set by the runner for the attempt, None outside one.
+    log_line: Callable[[str], None] | None = None
     _last_progress: float = 0.0
 
     def check(self) -> None:
@@ -81,6 +84,8 @@ class TaskContext:
         if now - self._last_progress < min_interval_s:
             return
         self._last_progress = now
+        if self.log_line is not None:
+            self.log_line("progress " + " ".join(f"{k}={v}" for k, v in values.items()))
         try:
             with session_scope(self.settings) as s:
                 s.execute(

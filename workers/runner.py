@@ -28,6 +28,7 @@ from farm.errors import BrokerUnusable, TaskLost
 from farm.states import TaskKind
 from workers.claims import Completion, claim, complete, fail, with_db_retry
 from workers.context import PermanentError, Result, TaskContext
+from workers.tasklog import capture
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -122,7 +123,19 @@ def execute(
 def _run(
     settings: Settings, celery: Celery, ctx: TaskContext, chain_until: float
 ) -> tuple[str, TaskContext | None]:
-    """Run one claimed task; returns its outcome and the task chained after it, if any."""
+    """Run one claimed task; returns its outcome and the task chained after it, if any. The
+    attempt's log is captured and stored as it runs (:mod:`workers.tasklog`)."""
+    with capture(settings, ctx.task_id, ctx.attempt, ctx.worker) as tl:
+        ctx.log_line = lambda line: tl.append("progress", line)
+        try:
+            return _attempt(settings, celery, ctx, chain_until)
+        finally:
+            ctx.log_line = None
+
+
+def _attempt(
+    settings: Settings, celery: Celery, ctx: TaskContext, chain_until: float
+) -> tuple[str, TaskContext | None]:
     task_id = ctx.task_id
     log.info("task %s (job %s %s) attempt %s: start", task_id, ctx.job_id, ctx.kind, ctx.attempt)
     beat = Heartbeat(ctx)

@@ -22,6 +22,7 @@ from farm.errors import (
     JobNotFound,
     JobStateError,
     SpecError,
+    TaskNotFound,
     WorkerNotFound,
 )
 from farm.tokens import Principal, authenticate
@@ -118,6 +119,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(JobNotFound)
     async def not_found(_: Request, e: JobNotFound) -> JSONResponse:
+        return _error(404, str(e))
+
+    @app.exception_handler(TaskNotFound)
+    async def no_task(_: Request, e: TaskNotFound) -> JSONResponse:
         return _error(404, str(e))
 
     @app.exception_handler(WorkerNotFound)

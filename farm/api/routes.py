@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from pydantic import TypeAdapter
 
 from farm.api.app import json_typed, principal, writer
+from farm.api.logs import router as logs_router
 from farm.api.schemas import (
     ArtifactPublic,
     ErrorBody,
@@ -370,3 +371,6 @@ def metrics(request: Request, _: Reader) -> Response:
 
     body, content_type = render(_settings(request), request.app.state.celery)
     return Response(body, media_type=content_type)
+
+
+router.include_router(logs_router)  # GET /tasks/{task_id}/logs (farm.api.logs)

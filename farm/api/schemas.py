@@ -130,3 +130,17 @@ class PriorityChange(BaseModel):
 class Health(BaseModel):
     database: str
     broker: str
+
+
+class LogLinePublic(BaseModel):
+    """One line of a task attempt's log: one JSON object a line of the answer."""
+
+    task_id: int
+    attempt: int
+    seq: int = Field(description="the line's number in its attempt, from 0")
+    at: float = Field(description="when it was written, seconds since the epoch")
+    level: str = Field(
+        description="info, warning, error, progress; marker: the dropped lines; end: a followed"
+        " task has ended",
+    )
+    text: str

@@ -18,11 +18,13 @@ def install(app: FastAPI) -> None:
     from urllib.parse import quote
 
     from farm.web.live import router as live_router
+    from farm.web.logs import router as logs_router
     from farm.web.routes import refused
     from farm.web.routes import router as pages
 
     app.include_router(pages)
     app.include_router(live_router)
+    app.include_router(logs_router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="web-static")
 
     @app.exception_handler(LoginRequired)

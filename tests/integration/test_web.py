@@ -364,6 +364,25 @@ def test_a_failed_task_shows_its_error_and_the_job_can_be_retried(
     assert page.locator('[data-slot="task-log"]').count() == 1
 
 
+def test_clicking_a_task_card_shows_its_log_with_the_failure_traceback(
+    web: Web, page: Page
+) -> None:
+    web.start_worker()
+    job_id = web.farm.submit(render("web-logged", checkpoint="x.safetensors", frames="1-12",
+                                    max_attempts=1))  # fmt: skip
+    login(page, web, web.rw, f"/ui/jobs/{job_id}")
+    expect(page.locator("#job-state")).to_have_attribute("data-state", "failed", timeout=60_000)
+    view = page.locator("#task-log")
+    expect(view).to_be_hidden()  # no task running when the page opened: none picked
+    page.locator('li.task[data-state="failed"]').first.click(position={"x": 4, "y": 4})
+    expect(view).to_be_visible()
+    lines = view.locator(".log-lines")
+    expect(lines).to_contain_text("=== attempt 1 ===")
+    expect(lines).to_contain_text("attempt 1: start")
+    expect(lines).to_contain_text("Traceback (most recent call last)")
+    expect(view.locator(".log-status")).to_have_text("task failed")  # its stream ended
+
+
 def test_a_read_only_token_sees_no_buttons_and_forged_posts_are_refused(
     web: Web, browser: Browser
 ) -> None:

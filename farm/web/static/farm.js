@@ -143,3 +143,71 @@
     start();
   }
 })();
+
+// The job page's task log view (farm/web/logs.py): a click on a task card follows its log.
+(function () {
+  var slot = document.getElementById("task-log");
+  if (!slot || !window.EventSource) return;
+  var pre = slot.querySelector(".log-lines");
+  var status = slot.querySelector(".log-status");
+  var title = slot.querySelector("h2");
+  var source = null;
+  var shownAttempt = null;
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(at) {
+    var d = new Date(at * 1000);
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+  function add(text) {
+    var stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.appendChild(document.createTextNode(text + "\n"));
+    if (stick) pre.scrollTop = pre.scrollHeight;
+  }
+
+  function open(taskId, attempt, after) {
+    if (source) source.close();
+    var url = "/ui/live/tasks/" + taskId + "/log";
+    if (attempt) url += "?attempt=" + attempt + "&after=" + after;
+    source = new EventSource(url);
+    status.textContent = "following…";
+    source.addEventListener("lines", function (e) {
+      var data = JSON.parse(e.data);
+      if (data.attempt !== shownAttempt) {
+        shownAttempt = data.attempt;
+        add("=== attempt " + data.attempt + " ===");
+      }
+      data.lines.forEach(function (l) { add(clock(l[1]) + " " + l[2] + "  " + l[3]); });
+    });
+    source.addEventListener("again", function (e) {
+      var data = JSON.parse(e.data);
+      open(taskId, data.attempt, data.after);
+    });
+    source.addEventListener("end", function (e) {
+      source.close();
+      source = null;
+      status.textContent = "task " + JSON.parse(e.data).state;
+    });
+    source.addEventListener("error", function () {
+      if (source && source.readyState === EventSource.CLOSED) status.textContent = "log unavailable";
+    });
+  }
+
+  function show(taskId) {
+    slot.hidden = false;
+    slot.setAttribute("data-task-id", taskId);
+    title.textContent = "Task " + taskId + " log";
+    pre.textContent = "";
+    shownAttempt = null;
+    open(taskId, null, -1);
+  }
+
+  document.addEventListener("click", function (e) {
+    if (e.target.closest("a, button, input, select, textarea, form")) return;
+    var card = e.target.closest("[data-task-id]");
+    if (card && card !== slot) show(card.getAttribute("data-task-id"));
+  });
+  var running = document.querySelector('[data-task-id][data-state="running"]');
+  if (running) show(running.getAttribute("data-task-id"));
+  window.addEventListener("pagehide", function () { if (source) source.close(); });
+})();
