@@ -49,7 +49,7 @@ class WebhookSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    url: str = Field(pattern=r"^https?://[^\s\x00-\x1f\x7f]+$", max_length=2000)
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
 
 
@@ -102,6 +102,35 @@ class FrameVAESpec(BaseModel):
     channels: int | None = Field(default=None, ge=1, le=512)
     batch_size: int | None = Field(default=None, ge=1, le=65_536)
     lr: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """PostgreSQL stores no NUL character in text or JSON: refuse one anywhere in the
+        spec, naming where, instead of failing at the insert."""
+        where = _nul_at(data, "")
+        if where is not None:
+            raise ValueError(f"{where or 'spec'}: NUL characters are not allowed")
+        return data
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        found = _nul_at(item, here)
+        if found is not None:
+            return found
+    return None
 
 
 class TrainSpec(_Spec):

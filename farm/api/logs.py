@@ -19,7 +19,7 @@ from farm.tokens import Principal
 NDJSON = "application/x-ndjson"
 # A followed answer ends after this even if its task has not (without the ``end`` line: the
 # client asks again from the attempt and seq it reached), so no connection is held for long.
-FOLLOW_WINDOW_S = 10.0
+FOLLOW_WINDOW_S = 3.0
 Reader = Annotated[Principal, Depends(principal)]
 router = APIRouter()
 
@@ -51,7 +51,7 @@ def task_logs(
         Query(
             alias="follow",
             description="stream lines as they are written, from `attempt` (default: the"
-            " latest) through the task's later attempts, for up to 10 s; a last line of level"
+            " latest) through the task's later attempts, for up to 3 s; a last line of level"
             " `end` says the task has ended, else ask again from the last attempt and seq",
         ),
     ] = False,

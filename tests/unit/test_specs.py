@@ -335,3 +335,17 @@ def test_load_empty_yaml_is_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         load_spec(p)
     assert exc.value.problems == [("spec", "must be a mapping of fields")]
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ({"webhook": {"url": "http://hooks.example/\x00"}}, "webhook.url"),
+        ({"tags": ["ok", "bad\x00"]}, "tags.1"),
+        ({"name": "n\x00"}, "name"),
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_naming_where(extra: dict, where: str) -> None:
+    with pytest.raises(SpecError) as e:
+        parse_spec({"kind": "train", **extra})
+    assert any(where in f"{f}: {r}" for f, r in e.value.problems), e.value.problems
