@@ -72,8 +72,8 @@ def test_finished_task_log_has_start_progress_and_outcome(bare: Farm, checkpoint
 
 def test_farm_logs_follow_continues_across_a_worker_sigkill(bare: Farm, checkpoint: str) -> None:
     job = bare.submit(
-        {"kind": "render", "name": "killed-logs", "checkpoint": checkpoint, "frames": "1-400",
-         "chunk_size": 400, "width": 512, "height": 512, "batch_size": 8}
+        {"kind": "render", "name": "killed-logs", "checkpoint": checkpoint, "frames": "1-2400",
+         "chunk_size": 2400, "width": 512, "height": 512, "batch_size": 8}
     )  # fmt: skip
     chunk_id = _task_ids(bare, job)[0]
 
@@ -100,6 +100,8 @@ def test_farm_logs_follow_continues_across_a_worker_sigkill(bare: Farm, checkpoi
         timeout_s=30, what="a flushed progress line",
     )  # fmt: skip
     time.sleep(1.5)
+    # Long enough (2,400 frames at 512x512) that it is still rendering here; say so if not.
+    assert progressing() == pid, "the chunk finished before the kill: make it longer"
     killed_at = time.time()
     os.kill(pid, signal.SIGKILL)  # the pool child dies mid-chunk: no last flush
     assert bare.wait(job, timeout_s=300)["state"] == "succeeded", bare.logs()
