@@ -4,7 +4,7 @@ Renders the same 1,000-frame 64x64 latent walk twice in one run: once through th
 (submit -> PostgreSQL -> Redis -> Celery worker -> ffmpeg segments -> assembly -> video
 recorded as done) and once as a bare script (the same checkpoint, the same model code and
 the same ffmpeg pipe; no queue, no database). Both sides are warmed up first. Prints both
-times and their ratio (target: farm / bare <= 1.10).
+times and their ratio (target: farm / bare <= 1.05).
 
     python bench/render_overhead.py [--frames 1000] [--chunk-size 1000] [--repeats 3]
                                     [--size 64] [--workers 1]
@@ -30,7 +30,7 @@ from farm.runtime import services
 from farm.specs import parse_spec
 from farm.submit import submit
 from workers.checkpoint import load_checkpoint
-from workers.encode import SegmentWriter, count_frames, ffmpeg_binary
+from workers.encode import PipelinedWriter, SegmentWriter, count_frames, ffmpeg_binary
 from workers.models import get_family
 from workers.render import keyframe_latents, render_frames, walk_latents
 
@@ -47,7 +47,9 @@ def bare_render(checkpoint: Path, frames: int, out: Path, size: int, batch: int)
     means = torch.tensor(meta["class_means"], dtype=torch.float32)
     keys = keyframe_latents(means, KEYFRAMES, means.shape[1])
     latents = walk_latents(keys, list(range(frames)), frames)
-    with SegmentWriter(out, size, size, 24, ffmpeg=ffmpeg_binary()) as w:
+    # The same writer pipeline a chunk uses (encoding overlaps rendering), so the two sides
+    # differ only by what the farm adds: queue, database, checks, previews.
+    with PipelinedWriter(SegmentWriter(out, size, size, 24, ffmpeg=ffmpeg_binary())) as w:
         for batch_frames in render_frames(model, latents, size, size, batch_size=batch):  # type: ignore[arg-type]
             w.write(batch_frames)
     return time.perf_counter() - started
@@ -116,7 +118,7 @@ def main() -> None:
     )
     print(f"farm  median {f:.3f}s  runs {[round(x, 3) for x in farm_t]}")
     print(f"bare  median {b:.3f}s  runs {[round(x, 3) for x in bare_t]}")
-    print(f"farm / bare = {f / b:.3f}  (target <= 1.10)")
+    print(f"farm / bare = {f / b:.3f}  (target <= 1.05)")
 
 
 if __name__ == "__main__":
