@@ -44,9 +44,15 @@ def create(settings: Settings, name: str, *, read_only: bool = False) -> str:
 
 
 def authenticate(settings: Settings, token: str) -> Principal | None:
-    """Who holds this token, if it is valid. Its ``last_used_at`` is written at most once in
-    ``LAST_USED_EVERY_S`` (the condition is in the UPDATE, so API replicas agree on it): a
-    request while it is fresh reads one row and writes nothing."""
+    """Who holds this token, if it is valid (see :func:`principal_by_hash`)."""
+    return principal_by_hash(settings, hash_token(token))
+
+
+def principal_by_hash(settings: Settings, token_hash: str) -> Principal | None:
+    """Who holds the token with this hash, if it is valid: the API's bearer tokens and the
+    monitor's sessions (which keep only the hash) both come here. Its ``last_used_at`` is
+    written at most once in ``LAST_USED_EVERY_S`` (the condition is in the UPDATE, so API
+    replicas agree on it): a request while it is fresh reads one row and writes nothing."""
     stale = or_(
         ApiToken.last_used_at.is_(None),
         ApiToken.last_used_at < func.now() - timedelta(seconds=LAST_USED_EVERY_S),
@@ -54,7 +60,7 @@ def authenticate(settings: Settings, token: str) -> Principal | None:
     with session_scope(settings) as s:
         row = s.execute(
             select(ApiToken.id, ApiToken.name, ApiToken.read_only, stale).where(
-                ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+                ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None)
             )
         ).one_or_none()
         if row is None:

@@ -20,9 +20,8 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from farm.config import Settings
-from farm.tokens import Principal
+from farm.tokens import Principal, principal_by_hash
 from farm.web import session as sess
-from farm.web.queries import principal_by_hash
 
 MAX_FORM_BYTES = 16 * 1024
 

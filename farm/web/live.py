@@ -26,6 +26,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from farm.errors import JobNotFound
+from farm.tokens import principal_by_hash
 from farm.web.auth import ResourceViewer, Viewer, settings_of
 from farm.web.listing import parse_filters
 from farm.web.queries import (
@@ -33,7 +34,6 @@ from farm.web.queries import (
     job_watermark,
     jobs_page,
     jobs_watermark,
-    principal_by_hash,
 )
 from farm.web.regions import Regions, job_regions, jobs_regions, workers_regions
 from farm.web.templating import signature

@@ -1,24 +1,23 @@
 """What the monitor reads that farm.queries does not: the jobs page (more filters, sort
 orders, keyset pages and the count per state, from the job's task counters without reading
 its tasks), a job with its tasks' times, the watermarks the live stream compares, and a
-session's token. Plain dicts out, never ORM objects."""
+session's token (farm.tokens.principal_by_hash). Plain dicts out, never ORM objects."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, text, tuple_, update
+from sqlalchemy import ColumnElement, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from farm.blocklist import job_blocks
 from farm.config import Settings
 from farm.db import session_scope
 from farm.errors import JobNotFound
-from farm.models import ApiToken, Artifact, Event, Job, Task
+from farm.models import Artifact, Event, Job, Task
 from farm.states import JobState
-from farm.tokens import LAST_USED_EVERY_S, Principal
 from farm.web.listing import SORTS, JobFilters, cursor_of
 
 # The newest events a job page shows (a long job's first ones are summarised as a count).
@@ -28,32 +27,6 @@ _COUNTERS = ("queued", "running", "succeeded", "failed", "canceled")
 
 def _iso(v: datetime | None) -> str | None:
     return v.isoformat() if v is not None else None
-
-
-def principal_by_hash(settings: Settings, token_hash: str) -> Principal | None:
-    """Who a session belongs to: its token, if that is still valid. Like
-    :func:`farm.tokens.authenticate` (``last_used_at`` at most once a minute), by hash."""
-    stale = or_(
-        ApiToken.last_used_at.is_(None),
-        ApiToken.last_used_at < func.now() - timedelta(seconds=LAST_USED_EVERY_S),
-    )
-    with session_scope(settings) as s:
-        row = s.execute(
-            select(ApiToken.id, ApiToken.name, ApiToken.read_only, stale).where(
-                ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None)
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        token_id, name, read_only, is_stale = row
-        if is_stale:
-            s.execute(
-                update(ApiToken)
-                .where(ApiToken.id == token_id, stale)
-                .values(last_used_at=func.now())
-                .execution_options(synchronize_session=False)
-            )
-        return Principal(name, read_only)
 
 
 def job_summary(job: Job) -> dict[str, Any]:
