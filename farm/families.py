@@ -16,11 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from farm.charset import DEFAULT_CHARSET, parse_charset
+
 ENTRY_POINT_GROUP = "farm.models"
 RENDER_MODES = ("latent_walk", "storyboard", "rollout", "sample_grid")
-# Labelled data sets: only these can train a conditional model.
-LABELLED = frozenset({"digits"})
-NUM_CLASSES = 10  # of the digits, the only labelled set
+# Labelled data sets: only these can train a conditional model. ``glyphs:<folder>`` too.
+LABELLED = frozenset({"digits", "glyphs", "sprites"})
+NUM_CLASSES = 10  # of the digits
+# The class names of the built-in labelled sets with fixed classes (glyphs: the charset).
+# workers/datasets keeps the same lists (a unit test compares them).
+DATASET_CLASSES: dict[str, tuple[str, ...]] = {
+    "digits": tuple("0123456789"),
+    "sprites": ("square", "ellipse", "triangle", "star", "heart"),
+}
 _IMAGE_SETS = ("digits", "images:", "video:")
 
 
@@ -109,29 +117,76 @@ def family_info(name: str) -> FamilyInfo | None:
     return BUILTIN.get(name)
 
 
+def is_labelled(dataset: str) -> bool:
+    """Whether ``dataset`` has classes, so a conditional model can train on it."""
+    return dataset in LABELLED or dataset.startswith("glyphs:")
+
+
+def dataset_classes(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The class names a train spec's data set will have: the digits, the sprite shapes, or
+    a glyph set's charset (``charset`` in the spec); () for an unlabelled set."""
+    dataset = str(spec.get("dataset", "digits"))
+    if dataset in DATASET_CLASSES:
+        return DATASET_CLASSES[dataset]
+    if dataset == "glyphs" or dataset.startswith("glyphs:"):
+        return tuple(parse_charset(str(spec.get("charset") or DEFAULT_CHARSET)))
+    return ()
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a render needs to know about the checkpoint it names, before any worker loads
-    it: read from the train job's stored spec or from the checkpoint's JSON sidecar."""
+    it: read from the train job's stored spec or from the checkpoint's JSON sidecar.
+
+    ``classes`` names the classes a render may ask for (``{class: "A"}``), in label order;
+    ``num_classes`` is how many of them a render can reach (a conditional model's labels, or
+    an unconditional VAE's class means). ``target`` is what the decoder outputs: ``pixels``
+    or ``sdf`` (a signed distance field, shaded at render time). ``channels`` is None when
+    the data decides at training time (a folder of images) and the checkpoint is not written
+    yet. ``styles`` names the styles a latent walk can visit (glyph fonts), when known.
+    """
 
     family: str
     conditional: bool
     num_classes: int  # classes a render may name (cVAE / cGAN: labels; VAE: class means)
     latent_dim: int | None
+    classes: tuple[str, ...] = ()
+    target: str = "pixels"
+    channels: int | None = 1
+    image_size: int = 16
+    sdf_spread_px: float = 4.0
+    styles: tuple[str, ...] = ()
+
+
+def _default_channels(dataset: str) -> int | None:
+    """Channels a data set trains with when the spec does not say: grey for the digits and
+    glyphs, RGB for the sprites, and a user's images or video as their files are."""
+    if dataset in ("digits", "moving-digits") or dataset.startswith("glyphs"):
+        return 1
+    if dataset == "sprites":
+        return 3
+    return None
 
 
 def info_from_train_spec(spec: Mapping[str, Any]) -> ModelInfo:
     family = str(spec.get("model", "vae"))
     conditional = bool(spec.get("conditional", False))
-    labelled = spec.get("dataset", "digits") in LABELLED
+    dataset = str(spec.get("dataset", "digits"))
     latent = spec.get("latent_dim")
-    # An unconditional VAE on digits still knows the classes, through its class means.
-    classes = labelled and (conditional or family == "vae")
+    names = dataset_classes(spec) if family in ("vae", "gan") else ()
+    # An unconditional VAE on a labelled set still knows the classes, through its class means.
+    reachable = bool(names) and (conditional or family == "vae")
+    channels = spec.get("channels")
     return ModelInfo(
         family=family,
         conditional=conditional,
-        num_classes=NUM_CLASSES if classes else 0,
+        num_classes=len(names) if reachable else 0,
         latent_dim=int(latent) if latent is not None else None,
+        classes=names if reachable else (),
+        target=str(spec.get("target") or "pixels"),
+        channels=int(channels) if channels is not None else _default_channels(dataset),
+        image_size=int(spec.get("image_size") or 16),
+        sdf_spread_px=float(spec.get("sdf_spread_px") or 4.0),
     )
 
 
@@ -142,8 +197,22 @@ def info_from_metadata(meta: Mapping[str, Any]) -> ModelInfo:
     conditional = classes > 0 and family in ("vae", "gan")
     if not conditional and family == "vae":
         classes = len(meta.get("class_means") or [])
+    names = tuple(str(c) for c in meta.get("classes") or ())
+    if not names and classes == NUM_CLASSES:  # checkpoints from before class names: digits
+        names = DATASET_CLASSES["digits"]
     latent = config.get("latent_dim")
-    return ModelInfo(family, conditional, classes, int(latent) if latent is not None else None)
+    return ModelInfo(
+        family,
+        conditional,
+        classes,
+        int(latent) if latent is not None else None,
+        classes=names[:classes] if classes else (),
+        target=str(config.get("target") or "pixels"),
+        channels=int(config.get("image_channels") or 1),
+        image_size=int(config.get("image_size") or 16),
+        sdf_spread_px=float(meta.get("sdf_spread_px") or 4.0),
+        styles=tuple(str(s) for s in meta.get("style_names") or ()),
+    )
 
 
 def read_sidecar(checkpoint: Path) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from farm.errors import SpecError
-from farm.families import BUILTIN, LABELLED, family_info, known_families
+from farm.families import BUILTIN, LABELLED, family_info, is_labelled, known_families
 from farm.formats import RULES, UnknownFormat, format_for_path, get_rules
 from farm.frames import FrameRangeError, parse_frames
 
@@ -180,7 +180,7 @@ class TrainSpec(_Spec):
         out.setdefault("image_size", info.image_size)
         out.setdefault("checkpoint_every", info.checkpoint_every)
         if info.name in ("gan",) and "conditional" not in out:
-            out["conditional"] = out.get("dataset", "digits") in LABELLED
+            out["conditional"] = is_labelled(str(out.get("dataset", "digits")))
         if info.name == "lstm":
             out.setdefault("hidden", d["hidden"])
             out.setdefault("clips", d["train_clips"])
@@ -228,8 +228,9 @@ class TrainSpec(_Spec):
             for d in info.datasets
         ):
             out.append(("dataset", f"{self.model} cannot train on {self.dataset!r}"))
-        if self.conditional and (self.model == "lstm" or self.dataset not in LABELLED):
-            out.append(("conditional", f"needs a labelled data set ({', '.join(LABELLED)})"))
+        if self.conditional and (self.model == "lstm" or not is_labelled(self.dataset)):
+            labelled = ", ".join([*sorted(LABELLED), "glyphs:<folder>"])
+            out.append(("conditional", f"needs a labelled data set ({labelled})"))
         if self.model != "lstm":
             for f in ("hidden", "clips", "frame_vae"):
                 if getattr(self, f) is not None:

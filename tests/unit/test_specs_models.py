@@ -144,3 +144,23 @@ def test_sidecar_metadata_gives_the_same_model_info() -> None:
                 "class_means": [[0.0] * 8] * 10}  # fmt: skip
     assert info_from_metadata(vae_meta).num_classes == 10
     assert not info_from_metadata(vae_meta).conditional
+
+
+def test_the_control_planes_class_names_match_the_data_sets() -> None:
+    from farm.families import DATASET_CLASSES
+    from workers.datasets import digits, sprites
+
+    assert DATASET_CLASSES["digits"] == tuple(digits.CLASSES)
+    assert DATASET_CLASSES["sprites"] == tuple(sprites.SHAPES)
+
+
+def test_old_digit_checkpoints_name_their_classes() -> None:
+    info = info_from_metadata({"family": "vae", "config": {"latent_dim": 8, "num_classes": 10}})
+    assert info.classes == tuple("0123456789")
+    assert (info.target, info.channels, info.image_size) == ("pixels", 1, 16)
+
+
+def test_a_glyph_spec_names_its_charset_as_classes() -> None:
+    spec = {"model": "vae", "dataset": "glyphs", "charset": "A-C", "conditional": True}
+    info = info_from_train_spec(spec)
+    assert info.classes == ("A", "B", "C") and info.num_classes == 3

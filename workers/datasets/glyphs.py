@@ -21,62 +21,24 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from farm.charset import DEFAULT_CHARSET, CharsetError
+from farm.charset import parse_charset as _parse_charset
 from workers.datasets.base import SPLITS, Dataset, DatasetError, Request
 from workers.datasets.fonts import Font, covered, folder_fonts, heldout_names, matplotlib_fonts
 from workers.sdf import DEFAULT_SPREAD_PX, sdf_from_mask, supersample_factor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHARSET = "A-Za-z0-9"
-MAX_CHARSET = 4096  # characters; a range over all of Unicode is a typo, not a data set
 MARGIN = 0.125  # of the canvas, each side: the largest glyph spans the middle 75%
 OPTIONS = ("channels", "target", "charset", "fonts", "heldout_fonts", "split", "sdf_spread_px")
 
 
 def parse_charset(text: str) -> list[str]:
-    """The characters a charset names, in order, each once.
-
-    Ranges ``a-z`` and literal characters, freely mixed: ``A-Z0-9``, ``A-Za-z``, ``ABC!?``.
-    A literal ``-`` is written first or last (``-A-Z``, ``+-``); anywhere else a ``-`` must
-    join the two ends of a range. Raises DatasetError for an empty charset, a reversed range
-    (``z-a``), a dangling ``-`` and a charset of over :data:`MAX_CHARSET` characters.
-    """
-    if not text:
-        raise DatasetError("empty charset: name characters (ABC) or ranges (A-Z)")
-    out: list[str] = []
-    body = text
-    if body.startswith("-"):
-        out.append("-")
-        body = body[1:]
-    tail = body.endswith("-")
-    if tail:
-        body = body[:-1]
-    i = 0
-    while i < len(body):
-        start = body[i]
-        if start == "-":
-            raise DatasetError(
-                f"charset {text!r}: a '-' joins nothing (write a literal '-' first or last)"
-            )
-        if body[i + 1 : i + 2] != "-":
-            out.append(start)
-            i += 1
-            continue
-        end = body[i + 2 : i + 3]
-        if end in ("", "-"):
-            raise DatasetError(f"charset {text!r}: the range from {start!r} has no end")
-        if ord(end) < ord(start):
-            raise DatasetError(f"charset {text!r}: the range {start}-{end} is reversed")
-        if ord(end) - ord(start) >= MAX_CHARSET:
-            raise DatasetError(f"charset {text!r}: over {MAX_CHARSET} characters")
-        out.extend(chr(c) for c in range(ord(start), ord(end) + 1))
-        i += 3
-    if tail:
-        out.append("-")
-    unique = list(dict.fromkeys(out))
-    if len(unique) > MAX_CHARSET:
-        raise DatasetError(f"charset {text!r}: over {MAX_CHARSET} characters")
-    return unique
+    """:func:`farm.charset.parse_charset`, its errors as :class:`DatasetError`."""
+    try:
+        return _parse_charset(text)
+    except CharsetError as e:
+        raise DatasetError(str(e)) from None
 
 
 class _Canvas:
