@@ -44,6 +44,31 @@ def bitrate(value: Any) -> str | None:
     return None
 
 
+_HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """``#rgb`` or ``#rrggbb`` as an (r, g, b) triple of 0..255 (``#fa0`` is ``#ffaa00``).
+
+    Here, not in the workers, so that submission refuses a bad ``background`` with the same
+    parser the encoder later uses."""
+    if not isinstance(text, str) or not _HEX_COLOUR.fullmatch(text):
+        raise ValueError(f"must be a colour like #rrggbb or #rgb, got {text!r}")
+    digits = text[1:]
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    r, g, b = (int(digits[i : i + 2], 16) for i in (0, 2, 4))
+    return r, g, b
+
+
+def colour(value: Any) -> str | None:
+    try:
+        parse_colour(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def path_option(value: Any) -> str | None:
     return None if isinstance(value, str) and value else f"must be a path, got {value!r}"
 
@@ -98,7 +123,11 @@ GIF_DITHERS = ("sierra2_4a", "floyd_steinberg", "bayer", "none")
 # ``decode`` decodes every frame instead. Sequences check their files' bytes, or decode them.
 VERIFY_METHODS = ("packets", "decode")
 _verify = one_of(*VERIFY_METHODS)
-_ALL_PIX = ("gray", "rgb24", "gray16le", "rgb48le")
+# Input pixel formats: (B, H, W) gray, (B, H, W, 3) RGB, (B, H, W, 4) RGBA with straight alpha.
+_8_BIT_PIX = ("gray", "rgb24", "rgba")
+_ALL_PIX = (*_8_BIT_PIX, "gray16le", "rgb48le", "rgba64le")
+# Frames with alpha; a format that cannot store it composites them over ``background``.
+ALPHA_PIX_FMTS = ("rgba", "rgba64le")
 
 
 @dataclass(frozen=True)
@@ -109,7 +138,9 @@ class FormatRules:
     chroma: str | None = None  # "420" or "422": subsampled chroma wants even sizes
     max_side: int = 8192
     max_fps: float = 240.0
-    input_pix_fmts: tuple[str, ...] = ("gray", "rgb24")
+    input_pix_fmts: tuple[str, ...] = _8_BIT_PIX
+    # Whether the stored stream can hold alpha; the others flatten RGBA over ``background``.
+    keeps_alpha: bool = False
     can_stream_copy: bool = True
     audio_codec: str | None = None
     is_sequence: bool = False
@@ -138,8 +169,18 @@ class FormatRules:
         elif fps > self.max_fps:
             problems.append(("fps", f"{self.name} allows at most {self.max_fps:g} fps, got {fps}"))
         known = {"path", "audio", "pix_fmt_in", "verify", *self.option_checks}
+        if not self.keeps_alpha:
+            known.add("background")
         for key, value in opts.items():
-            if key not in known:
+            if key == "background" and self.keeps_alpha:
+                problems.append(
+                    (
+                        "output.background",
+                        f"{self.name} keeps alpha, so it composites over no background; "
+                        "only formats that flatten alpha (h264, h265, gif) take one",
+                    )
+                )
+            elif key not in known:
                 problems.append(
                     (f"output.{key}", f"not an option of {self.name} ({', '.join(sorted(known))})")
                 )
@@ -157,6 +198,10 @@ class FormatRules:
             reason = _verify(opts["verify"])
             if reason:
                 problems.append(("output.verify", reason))
+        if "background" in opts and not self.keeps_alpha:
+            reason = colour(opts["background"])
+            if reason:
+                problems.append(("output.background", reason))
         if opts.get("audio") is not None and self.audio_codec is None:
             problems.append(("output.audio", f"{self.name} output cannot carry audio"))
         pix_fmt_in = opts.get("pix_fmt_in", "gray")
@@ -210,11 +255,12 @@ RULES: dict[str, FormatRules] = {
         FormatRules(
             "vp9", "vp9", {".webm": "webm", ".mkv": "matroska"}, chroma="420",
             audio_codec="libopus",
+            keeps_alpha=True,
             option_checks={"crf": int_in(0, 63), "bitrate": bitrate, "speed": int_in(0, 8),
                            "keyint": int_in(1, 1000)},
         ),
         FormatRules("prores", "prores", {".mov": "mov"}, chroma="422", input_pix_fmts=_ALL_PIX,
-                    audio_codec="aac"),
+                    audio_codec="aac", keeps_alpha=True),
         # GIF: a larger one is a mistake; delays are in 1/100 s, players stretch short ones.
         FormatRules(
             "gif", "gif", {".gif": "gif"}, max_side=1920, max_fps=50.0, can_stream_copy=False,
@@ -222,11 +268,12 @@ RULES: dict[str, FormatRules] = {
                            "loop": int_in(-1, 65535)},
         ),
         FormatRules("png8", "png", {".png": "image2"}, can_stream_copy=False, is_sequence=True,
-                    option_checks={"compression_level": int_in(0, 9)}),
+                    keeps_alpha=True, option_checks={"compression_level": int_in(0, 9)}),
         FormatRules("png16", "png", {".png": "image2"}, input_pix_fmts=_ALL_PIX,
-                    can_stream_copy=False, is_sequence=True,
+                    can_stream_copy=False, is_sequence=True, keeps_alpha=True,
                     option_checks={"compression_level": int_in(0, 9)}),
-        FormatRules("ffv1", "ffv1", {".mkv": "matroska"}, input_pix_fmts=_ALL_PIX),
+        FormatRules("ffv1", "ffv1", {".mkv": "matroska"}, input_pix_fmts=_ALL_PIX,
+                    keeps_alpha=True),
     )
 }  # fmt: skip
 

@@ -1,8 +1,10 @@
 """Poster frames and contact sheets, cut from the finished output (video or sequence).
 
-They come from the assembled result rather than from the render's frames in memory, so a
-preview shows what was delivered, after encoding; and a re-run of assembly can remake them.
-Both are 8-bit RGB PNGs written under a temporary name and renamed when complete.
+From the assembled result (:func:`poster_frame`, :func:`contact_sheet`, decoded by ffmpeg)
+a preview shows what was delivered, after encoding, and a re-run of assembly can remake them;
+they are 8-bit RGB PNGs, RGBA where the output stores alpha. From the frames the chunks kept
+(:func:`previews_from_kept`) they are written with Pillow in the frames' own layout: grey,
+RGB or RGBA. Either way under a temporary name, renamed when complete.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import math
 import os
 import re
 import secrets
-import struct
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from workers.encode import _run, _temp_sibling, _unlink_quietly, count_frames, probe_video
 from workers.formats.sequence import concat_listing
+from workers.png import write_png
 
 __all__ = ["Source", "contact_sheet", "find_font", "poster_frame"]
 
@@ -60,10 +61,20 @@ class _Input:
             self.count = len(files)
         info = probe_video(self.first, ffmpeg=ffmpeg)
         self.width, self.height = int(info["width"]), int(info["height"])
+        self.png_pix_fmt = "rgba" if has_alpha(info.get("pix_fmt")) else "rgb24"
 
     def close(self) -> None:
         if self.listing is not None:
             _unlink_quietly(self.listing)
+
+
+def has_alpha(pix_fmt: str | None) -> bool:
+    """Whether a decoder's pixel format carries alpha (``yuva444p12le``, ``rgba``, ``bgra``,
+    ``gbrap16le``, ``ya8``...). VP9's alpha is invisible to ffmpeg's own decoder, so a VP9
+    preview from the file is opaque; previews from the kept frames are not."""
+    if not pix_fmt:
+        return False
+    return bool(re.match(r"^(yuva|gbrap|ya\d|rgba|bgra|argb|abgr)", pix_fmt))
 
 
 def _select(indexes: Sequence[int]) -> str:
@@ -100,7 +111,8 @@ def poster_frame(
         i = src.count // 2 if index is None else index
         if not 0 <= i < src.count:
             raise ValueError(f"frame index {i} is outside 0..{src.count - 1}")
-        _write_png(ffmpeg, src, f"{_select([i])},format=rgb24", out, f"poster frame of {out.name}")
+        graph = f"{_select([i])},format={src.png_pix_fmt}"
+        _write_png(ffmpeg, src, graph, out, f"poster frame of {out.name}")
         return out, src.width, src.height
     finally:
         src.close()
@@ -156,7 +168,7 @@ def contact_sheet(
             _select(indexes),
             f"scale={tw}:{th}",
             f"tile={cols}x{rows}:padding={padding}:color=black",
-            "format=rgb24",
+            f"format={src.png_pix_fmt}",
         ]
         _write_png(ffmpeg, src, ",".join(steps), out, f"contact sheet {out.name}")
         width = cols * tw + (cols - 1) * padding
@@ -190,29 +202,6 @@ def keep_preview_frames(folder: Path, start: int, frames: np.ndarray, wanted: se
             os.replace(tmp, dest)
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """A minimal PNG encoder (8-bit gray or RGB), written under a temporary name."""
-    img = np.ascontiguousarray(image, dtype=np.uint8)
-    h, w = img.shape[:2]
-    color = 2 if img.ndim == 3 else 0
-    rows = img.reshape(h, -1)
-    raw = b"".join(b"\x00" + rows[y].tobytes() for y in range(h))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    body = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw, 6))
-        + chunk(b"IEND", b"")
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(body)
-    os.replace(tmp, path)
-
-
 def _thumb(frame: np.ndarray, width: int) -> np.ndarray:
     h, w = frame.shape[:2]
     if w <= width:
@@ -239,7 +228,9 @@ def previews_from_kept(
     th, tw = thumbs[0].shape[:2]
     cols = max(1, min(PREVIEW_COLUMNS, len(thumbs)))
     rows = math.ceil(len(thumbs) / cols)
-    sheet = np.zeros((rows * th + (rows - 1) * padding, cols * tw + (cols - 1) * padding), np.uint8)
+    channels = thumbs[0].shape[2:]  # () for grey, (3,) or (4,): channel-last colour
+    sheet_hw = (rows * th + (rows - 1) * padding, cols * tw + (cols - 1) * padding)
+    sheet = np.zeros((*sheet_hw, *channels), np.uint8)  # padding: black (clear for RGBA)
     for k, t in enumerate(thumbs):
         r, c = divmod(k, cols)
         y, x = r * (th + padding), c * (tw + padding)

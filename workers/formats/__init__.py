@@ -26,9 +26,10 @@ __all__ = [
     "verify_output",
 ]
 
-# What the render modes hand a segment writer: uint8 (B, H, W) frames. The chunk stage opens
-# its segment with it and assembly checks the output's pixel format against what the format
-# stores for it, so both stages read it from here.
+# What a render's segments were written from when their record does not say: the chunk stage
+# picks the input pixel format from its first batch (gray, rgb24 or rgba) and records it as
+# the segment's ``pix_fmt_in``, which assembly checks the output against; segments recorded
+# before colour renders were all gray.
 RENDER_PIX_FMT = "gray"
 
 _MODULES = {

@@ -18,7 +18,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from farm.formats import FormatRules, OptionCheck, Problem, bitrate, int_in, one_of
+from farm.formats import (
+    ALPHA_PIX_FMTS,
+    FormatRules,
+    OptionCheck,
+    Problem,
+    bitrate,
+    int_in,
+    one_of,
+    parse_colour,
+)
 from workers.formats.verification import Verification, adopts_segment, choose_verification
 from workers.media.check import Expected, Method, verify_video
 from workers.media.join import concat_copy
@@ -104,6 +113,22 @@ class OutputFormat(ABC):
         if problems:
             text = "; ".join(f"{field}: {reason}" for field, reason in problems)
             raise ValueError(f"invalid {self.name} output: {text}")
+
+    def encoder_input(self, pix_fmt_in: str) -> str:
+        """The pixel format ffmpeg reads for ``pix_fmt_in`` frames: RGBA is flattened to RGB
+        before the pipe where the format cannot store alpha (``keeps_alpha`` in its rules)."""
+        if pix_fmt_in in ALPHA_PIX_FMTS and not self.keeps_alpha:
+            return "rgb24" if pix_fmt_in == "rgba" else "rgb48le"
+        return pix_fmt_in
+
+    def flatten_over(
+        self, pix_fmt_in: str, options: Mapping[str, Any]
+    ) -> tuple[int, int, int] | None:
+        """The colour RGBA frames are composited over (``output.background``, else black),
+        or ``None`` where the frames keep their alpha (or have none)."""
+        if self.encoder_input(pix_fmt_in) == pix_fmt_in:
+            return None
+        return parse_colour(str(options.get("background", "#000000")))
 
     def muxer_for(self, path: Path) -> str:
         return self.containers.get(Path(path).suffix.lower(), self.container)
@@ -223,10 +248,19 @@ class VideoFormat(OutputFormat):
     """
 
     pix_fmt: ClassVar[str] = "yuv420p"
+    # What frames with alpha are encoded as, where the codec stores alpha (ProRes 4444, VP9).
+    alpha_pix_fmt: ClassVar[str | None] = None
     color_tags: ClassVar[bool] = True
 
+    def pix_fmt_for(self, pix_fmt_in: str) -> str:
+        """The pixel format the encoder is given: ``alpha_pix_fmt`` for frames with alpha,
+        else ``pix_fmt``, to which every input is converted."""
+        if self.alpha_pix_fmt is not None and pix_fmt_in in ALPHA_PIX_FMTS:
+            return self.alpha_pix_fmt
+        return self.pix_fmt
+
     def stored_pix_fmt_for(self, pix_fmt_in: str | None) -> str | None:
-        return self.pix_fmt  # every input is converted to it
+        return self.pix_fmt if pix_fmt_in is None else self.pix_fmt_for(pix_fmt_in)
 
     @abstractmethod
     def encode_args(
@@ -245,7 +279,8 @@ class VideoFormat(OutputFormat):
     ) -> list[str]:
         args = self.encode_args(width, height, fps, pix_fmt_in, options)
         if self.color_tags:
-            scale = f"scale=out_color_matrix=bt709:out_range=tv,format={self.pix_fmt}"
+            fmt = self.pix_fmt_for(pix_fmt_in)
+            scale = f"scale=out_color_matrix=bt709:out_range=tv,format={fmt}"
             args = ["-vf", scale, *args, *_BT709]
         return [
             *args,
@@ -284,7 +319,10 @@ class VideoFormat(OutputFormat):
         self.check(width, height, fps, {**opts, "pix_fmt_in": pix_fmt_in})
         opts.pop("pix_fmt_in", None)
         opts.pop("verify", None)
+        over = self.flatten_over(pix_fmt_in, opts)
+        opts.pop("background", None)
         path = Path(path)
+        encoded = self.encoder_input(pix_fmt_in)
         return PipeWriter(
             path,
             width,
@@ -292,8 +330,9 @@ class VideoFormat(OutputFormat):
             fps,
             ffmpeg=ffmpeg,
             pix_fmt_in=pix_fmt_in,
-            output_args=self.output_args(path, width, height, fps, pix_fmt_in, opts),
+            output_args=self.output_args(path, width, height, fps, encoded, opts),
             expected_frames=len(frame_numbers),
+            flatten_over=over,
         )
 
     def assemble(

@@ -1,7 +1,8 @@
 """FFV1 in Matroska: lossless, for exactness checks and as an archival master.
 
 The frames keep their own pixel format (gray stays gray, rgb24 is stored as planar ``gbrp``,
-which is the same samples reordered), so decoding gives back the exact input. ``-g 1`` makes
+which is the same samples reordered; RGBA keeps its alpha as ``bgra`` or ``gbrap16le``), so
+decoding gives back the exact input, alpha included. ``-g 1`` makes
 every frame a keyframe, so any segment boundary is a clean join, and FFV1 is intra-only:
 one packet is one frame (packet-exact). ``-slicecrc 1`` puts a CRC in every slice, so a
 decode (``verify: decode``) also proves the stored bytes.
@@ -15,7 +16,14 @@ from typing import Any
 from farm.formats import RULES
 from workers.formats.base import VideoFormat
 
-STORED_PIX_FMT = {"gray": "gray", "rgb24": "gbrp", "gray16le": "gray16le", "rgb48le": "gbrp16le"}
+STORED_PIX_FMT = {
+    "gray": "gray",
+    "rgb24": "gbrp",
+    "rgba": "bgra",
+    "gray16le": "gray16le",
+    "rgb48le": "gbrp16le",
+    "rgba64le": "gbrap16le",
+}
 # What the decoder reports: it hands 8-bit RGB out packed as bgr0 (the same samples).
 DECODED_PIX_FMT = {**STORED_PIX_FMT, "rgb24": "bgr0"}
 

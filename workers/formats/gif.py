@@ -7,6 +7,10 @@ and faster than PNG frames), and assembly re-encodes once: ``palettegen`` over a
 ``paletteuse`` to map them. ffmpeg's fallback without this is a fixed 3-3-2 RGB palette, which
 bands grayscale badly.
 
+No alpha: GIF's transparency is one palette entry, all or nothing, so RGBA frames are
+composited over ``output.background`` (default black) in numpy before the pipe
+(:mod:`workers.media.alpha`) and the intermediates hold the flattened RGB.
+
 The re-encode decodes every intermediate (``-xerror``: a damaged one fails it), and the GIF
 it writes is packet-exact: the encoder writes one image per frame (an unchanged frame is a
 1x1 image, still one) and the demuxer reads one packet per image. GIF stores no frame rate,
@@ -55,6 +59,7 @@ class GIF(OutputFormat):
         opts = {k: v for k, v in (options or {}).items() if k not in ("path", "audio")}
         self.check(width, height, fps, {**opts, "pix_fmt_in": pix_fmt_in})
         path = Path(path)
+        encoded = self.encoder_input(pix_fmt_in)
         return PipeWriter(
             path,
             width,
@@ -62,9 +67,10 @@ class GIF(OutputFormat):
             fps,
             ffmpeg=ffmpeg,
             pix_fmt_in=pix_fmt_in,
-            output_args=[*ffv1_args(pix_fmt_in), "-fps_mode", "passthrough", "-f", "matroska"],
+            output_args=[*ffv1_args(encoded), "-fps_mode", "passthrough", "-f", "matroska"],
             tmp_path=temp_sibling(path, ".mkv"),
             expected_frames=len(frame_numbers),
+            flatten_over=self.flatten_over(pix_fmt_in, opts),
         )
 
     def expected_stream(

@@ -4,6 +4,9 @@
 segment with an IDR frame, so stream-copied segments join exactly; ``+faststart`` moves the
 index to the front so a browser can start playing before the download ends.
 
+No alpha: RGBA frames are composited over ``output.background`` (default black) in numpy
+before the pipe (:mod:`workers.media.alpha`), and colour is converted to bt709 4:2:0.
+
 Packet-exact: x264 emits one access unit (one packet) per input frame and, with no B-frames,
 in display order; it never drops or merges frames, so counting packets counts frames.
 """

@@ -5,6 +5,9 @@ Joinable segments need what x264 gives by default, asked of x265 explicitly: ``b
 IDR whose pictures never reference the previous segment), and the same parameters for every
 segment so the first segment's ``hvcC`` parameter sets describe all of them.
 
+No alpha: like H.264, RGBA frames are flattened over ``output.background`` (default black)
+before the pipe.
+
 Packet-exact: x265 emits one access unit per input frame, and ``bframes=0`` keeps them in
 display order with no frame held back or dropped.
 """

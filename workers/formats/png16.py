@@ -1,7 +1,8 @@
 """16-bit PNG image sequences, for compositing.
 
 8-bit frames are widened by x257 on the way in (0 -> 0, 255 -> 65535, exact), so a 16-bit
-sequence of an 8-bit render holds the same picture; uint16 frames pass through unchanged.
+sequence of an 8-bit render holds the same picture (alpha included: RGBA is stored as
+``rgba64be``); uint16 frames pass through unchanged.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ class PNG16(SequenceFormat):
     stored_pix_fmt: ClassVar[Mapping[str, str]] = {
         "gray": "gray16be",
         "rgb24": "rgb48be",
+        "rgba": "rgba64be",
         "gray16le": "gray16be",
         "rgb48le": "rgb48be",
+        "rgba64le": "rgba64be",
     }
 
 

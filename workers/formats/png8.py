@@ -1,4 +1,4 @@
-"""8-bit PNG image sequences (gray or RGB, as rendered)."""
+"""8-bit PNG image sequences (gray, RGB or RGBA with its alpha, as rendered)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from workers.formats.sequence import SequenceFormat
 
 class PNG8(SequenceFormat):
     rules = RULES["png8"]
-    stored_pix_fmt: ClassVar[Mapping[str, str]] = {"gray": "gray", "rgb24": "rgb24"}
+    stored_pix_fmt: ClassVar[Mapping[str, str]] = {
+        "gray": "gray",
+        "rgb24": "rgb24",
+        "rgba": "rgba",
+    }
 
 
 FORMAT = PNG8()

@@ -193,6 +193,7 @@ def probe_video(
         "height": info["height"],
         "fps": info["fps"] if info["fps"] is not None else info["tbr"],
         "codec": info["codec"],
+        "pix_fmt": info.get("pix_fmt"),
         "frames": frames,
         "duration": duration,
     }

@@ -20,12 +20,14 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 HEAD_BYTES = len(SIGNATURE) + 8 + 13 + 4  # length, "IHDR", 13 bytes of fields, CRC
 TAIL_BYTES = len(IEND)
-# The stored pixel format -> (bit depth, PNG colour type: 0 gray, 2 RGB).
+# The stored pixel format -> (bit depth, PNG colour type: 0 gray, 2 RGB, 6 RGBA).
 PNG_LAYOUTS = {
     "gray": (8, 0),
     "rgb24": (8, 2),
+    "rgba": (8, 6),
     "gray16be": (16, 0),
     "rgb48be": (16, 2),
+    "rgba64be": (16, 6),
 }
 
 

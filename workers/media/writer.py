@@ -18,22 +18,40 @@ from typing import IO, Any, Self
 
 import numpy as np
 
+from workers.media.alpha import flatten
 from workers.media.mp4 import sample_table_facts
 from workers.media.probe import count_frames
 from workers.media.process import GLOBAL_ARGS, EncodeError, temp_sibling, unlink_quietly
 from workers.media.process import stderr_tail as read_tail
 from workers.media.timebase import rate
 
-__all__ = ["INPUT_PIX_FMTS", "PipeWriter"]
+__all__ = ["INPUT_PIX_FMTS", "PipeWriter", "pix_fmt_of"]
 
 # Input pixel format on the pipe -> (numpy dtype, channels; 0 means a (B, H, W) array).
+# RGBA is straight (not premultiplied) alpha, alpha last.
 INPUT_PIX_FMTS: dict[str, tuple[type[np.integer[Any]], int]] = {
     "gray": (np.uint8, 0),
     "rgb24": (np.uint8, 3),
+    "rgba": (np.uint8, 4),
     "gray16le": (np.uint16, 0),
     "rgb48le": (np.uint16, 3),
+    "rgba64le": (np.uint16, 4),
 }
-_WIDENED = {"gray": "gray16le", "rgb24": "rgb48le"}
+_WIDENED = {"gray": "gray16le", "rgb24": "rgb48le", "rgba": "rgba64le"}
+_FLATTENED = {"rgba": "rgb24", "rgba64le": "rgb48le"}
+
+
+def pix_fmt_of(frames: np.ndarray) -> str:
+    """The input pixel format of a frame batch, from its dtype and shape: ``(B, H, W)`` gray,
+    ``(B, H, W, 3)`` RGB, ``(B, H, W, 4)`` RGBA; uint8 or uint16 (the ``16le`` formats)."""
+    channels = {3: 0, 4: frames.shape[-1]}.get(frames.ndim) if frames.ndim else None
+    for name, (dtype, want) in INPUT_PIX_FMTS.items():
+        if frames.dtype == np.dtype(dtype) and channels == want:
+            return name
+    raise ValueError(
+        f"frames must be uint8 or uint16 batches shaped (B, H, W), (B, H, W, 3) or "
+        f"(B, H, W, 4), got {frames.dtype} {frames.shape}"
+    )
 
 
 class PipeWriter:
@@ -44,6 +62,8 @@ class PipeWriter:
     frame checks and cleanup on failure are shared. ``widen`` feeds 8-bit frames to a 16-bit
     encode as ``v * 257``, which maps 0..255 exactly onto 0..65535 (255 * 257 == 65535), so a
     16-bit output of 8-bit frames is the same picture rather than a darker one.
+    ``flatten_over`` (an (r, g, b) colour) composites RGBA frames over it before the pipe,
+    for encoders that cannot store alpha: ffmpeg then reads RGB (:mod:`workers.media.alpha`).
     """
 
     def __init__(
@@ -59,6 +79,7 @@ class PipeWriter:
         widen: bool = False,
         tmp_path: Path | None = None,
         expected_frames: int | None = None,
+        flatten_over: tuple[int, int, int] | None = None,
     ) -> None:
         if pix_fmt_in not in INPUT_PIX_FMTS:
             raise ValueError(
@@ -73,7 +94,9 @@ class PipeWriter:
         self.rate = rate(fps)
         self.ffmpeg = ffmpeg
         self.pix_fmt_in = pix_fmt_in
-        self.pipe_pix_fmt = _WIDENED.get(pix_fmt_in, pix_fmt_in) if widen else pix_fmt_in
+        self.flatten_over = flatten_over if pix_fmt_in in _FLATTENED else None
+        piped = _FLATTENED[pix_fmt_in] if self.flatten_over is not None else pix_fmt_in
+        self.pipe_pix_fmt = _WIDENED.get(piped, piped) if widen else piped
         self.widen = widen
         self.output_args = list(output_args)
         self.frames_written = 0
@@ -149,6 +172,8 @@ class PipeWriter:
         if frames.shape[1:] != shape:
             one = ", ".join(str(n) for n in shape)
             raise ValueError(f"frames must have shape (B, {one}) or ({one}), got {frames.shape}")
+        if self.flatten_over is not None:
+            frames = flatten(frames, self.flatten_over)  # (B, H, W, 4) -> (B, H, W, 3)
         if self.widen:
             frames = frames.astype("<u2") * np.uint16(257) if frames.dtype == np.uint8 else frames
             return np.ascontiguousarray(frames, dtype="<u2")

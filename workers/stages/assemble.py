@@ -64,7 +64,8 @@ def run(ctx: TaskContext) -> Result:
     result = fmt.assemble(
         segments, out, ctx.frame_count, spec["fps"], audio_path,
         ffmpeg=ffmpeg, frame_numbers=numbers, options={**options, "path": str(out)},
-        width=spec["width"], height=spec["height"], pix_fmt_in=RENDER_PIX_FMT,
+        width=spec["width"], height=spec["height"],
+        pix_fmt_in=(seg_meta or {}).get("pix_fmt_in", RENDER_PIX_FMT),
     )  # fmt: skip
     ctx.check()
     # fmt.assemble counted the result's frames and checked its duration: no second count.

@@ -7,6 +7,7 @@ are computed batch by batch while a writer thread feeds the previous batch to ff
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -20,7 +21,8 @@ from workers.checkpoint import CheckpointError
 from workers.context import Output, PermanentError, Result, TaskContext
 from workers.device import device, load_model
 from workers.encode import PipelinedWriter, ffmpeg_binary
-from workers.formats import RENDER_PIX_FMT, get_format
+from workers.formats import get_format
+from workers.media.writer import pix_fmt_of
 from workers.modes import RenderJob, get_mode
 from workers.outputs import digest, segment_for
 from workers.previews import keep_preview_frames, preview_positions
@@ -83,15 +85,22 @@ def run(ctx: TaskContext) -> Result:
     options = {k: v for k, v in out_spec["options"].items() if k != "audio"}
     if fmt.is_sequence:
         options["path"] = out_spec["path"]
+    # The writer's input pixel format is the first batch's (grey, RGB, RGBA): the mode decides
+    # the layout, the same for every batch, and the writer refuses a later batch that differs.
+    batches = iter(mode(job, positions))
+    first = next(batches, None)
+    if first is None:
+        raise RuntimeError(f"mode {spec.get('mode', 'latent_walk')!r} yielded no frames")
+    pix_fmt_in = pix_fmt_of(first)
     writer = fmt.open_segment(
-        seg, width, height, spec["fps"], RENDER_PIX_FMT, parse_frames(ctx.frames or ""), options,
+        seg, width, height, spec["fps"], pix_fmt_in, parse_frames(ctx.frames or ""), options,
         ffmpeg=ffmpeg_binary(ctx.settings.ffmpeg),
     )  # fmt: skip
     wanted = preview_positions(total)
     kept = segment_for(ctx.settings.output_root_abs(), ctx.job_id, 0, "").parent
     with PipelinedWriter(writer) as w:
         done = 0
-        for frames in mode(job, positions):
+        for frames in itertools.chain([first], batches):
             ctx.check()
             keep_preview_frames(kept, ctx.position + done, frames, wanted)
             w.write(frames)
@@ -99,5 +108,5 @@ def run(ctx: TaskContext) -> Result:
             ctx.progress({"frames": done, "of": ctx.frame_count})
     size, sha = digest(seg)
     info = {"frames": ctx.frames, "frame_count": ctx.frame_count, "format": fmt.name,
-            **provenance(spec, checkpoint_sha)}  # fmt: skip
+            "pix_fmt_in": pix_fmt_in, **provenance(spec, checkpoint_sha)}  # fmt: skip
     return Result([Output("segment", seg, size, sha, info)])

@@ -17,7 +17,7 @@ def run(ctx: TaskContext) -> Result:
     out = confine(ctx.settings.output_root_abs(), ctx.spec["output"]["path"])
     write_png(out, sheet[0])
     size, digest_sha = digest(out)
-    h, w = sheet[0].shape
+    h, w = sheet[0].shape[:2]  # (H, W) grey or (H, W, C) colour, channel last
     meta = {
         "width": w,
         "height": h,
