@@ -96,11 +96,14 @@ _PICK_FAIR = text(
     + " AND t.project = p.name AND NOT j.paused ORDER BY t.priority DESC, t.id"
     " LIMIT (SELECT n FROM room) FOR UPDATE OF t SKIP LOCKED) r) c"
     " WHERE p.max_running IS NULL OR coalesce(f.n, 0) + c.k <= p.max_running),"
-    " picked AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY pass, priority DESC, id)"
-    " AS ord FROM cand ORDER BY pass, priority DESC, id LIMIT (SELECT n FROM room))"
-    " UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM picked, jobs"
-    " WHERE tasks.id = picked.id AND jobs.id = tasks.job_id"
-    " RETURNING tasks.id, tasks.kind, tasks.frames, picked.ord, jobs.name"
+    " picked AS MATERIALIZED (SELECT array_agg(id ORDER BY pass, priority DESC, id) AS ids"
+    " FROM (SELECT id, pass, priority FROM cand ORDER BY pass, priority DESC, id"
+    " LIMIT (SELECT n FROM room)) w)"
+    # By id = ANY(an array): a join with ``picked`` is hashed against every task.
+    " UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM jobs"
+    " WHERE jobs.id = tasks.job_id AND tasks.id = ANY(CAST((SELECT ids FROM picked) AS bigint[]))"
+    " RETURNING tasks.id, tasks.kind, tasks.frames,"
+    " array_position((SELECT ids FROM picked), tasks.id), jobs.name"
 )
 
 
