@@ -25,7 +25,9 @@ Prints the rows side by side and the ratios farm / bare (throughput, target >= 0
 round trip against the windowed bare run, target <= 2). The farm's round trip runs from the
 moment a task is handed to a worker (its message sent, or its chained claim: workers run the
 next task of a job without a message while a delivery is younger than ``FARM_CHAIN_S``) to its
-success. ``--unchained`` adds a farm run with ``FARM_CHAIN_S=0``: one message per task.
+success. The farm runs twice: with the fair share off (today's priority-only dispatch) and
+on, its jobs spread over ``--projects`` projects of weights 1, 2, ... (target: on >= 0.9 of
+off). ``--unchained`` adds a farm run with ``FARM_CHAIN_S=0``: one message per task.
 ``--jobs`` spreads the farm's tasks over that many jobs (``--tasks 10000 --jobs 100`` is the
 fleet issue's drain). ``--profile`` adds a farm run whose workers time the runner's steps, and
 prints where a task's time goes.
@@ -182,12 +184,18 @@ def instrument(settings: Settings, key: str) -> None:
 
 
 def insert_jobs(
-    settings: Settings, queue: str, n: int, jobs: int, label: str
+    settings: Settings, queue: str, n: int, jobs: int, label: str, projects: int = 1
 ) -> tuple[list[int], float]:
     """``jobs`` jobs sharing n queued render_chunk tasks, as submission records them (ready,
-    counted), in one transaction; returns (job ids, t0)."""
+    counted), in one transaction, job j in project ``bench{j % projects}`` (weight 1 + its
+    number; one project: ``default``); returns (job ids, t0)."""
     per_job = [n // jobs + (1 if j < n % jobs else 0) for j in range(jobs)]
+    names = ["default"] if projects <= 1 else [f"bench{p}" for p in range(projects)]
     with session_scope(settings) as s:
+        s.execute(
+            text("INSERT INTO projects (name, weight) VALUES (:n, :w) ON CONFLICT DO NOTHING"),
+            [{"n": name, "w": 1.0 + p} for p, name in enumerate(names)],
+        )
         t0 = s.execute(text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one()
         job_ids = (
             s.execute(
@@ -200,6 +208,7 @@ def insert_jobs(
                         "spec": {"kind": "render", "name": f"bench-{label}-{j}", "bench": "no-op"},
                         "priority": 50,
                         "pool": queue.partition(".")[2] or None,
+                        "project": names[j % len(names)],
                         "tasks_queued": count,
                     }
                     for j, count in enumerate(per_job)
@@ -226,9 +235,10 @@ def insert_jobs(
                     "sends": 0,
                     "ready": True,
                     "priority": 50,
+                    "project": names[j % len(names)],
                     "stage_end": count,
                 }
-                for job_id, count in zip(job_ids, per_job, strict=True)
+                for j, (job_id, count) in enumerate(zip(job_ids, per_job, strict=True))
                 for i in range(count)
             ],
         )
@@ -262,14 +272,21 @@ class Row:
 
 
 def run_farm(
-    settings: Settings, celery: Celery, queue: str, n: int, jobs: int, label: str, cap_s: float
+    settings: Settings,
+    celery: Celery,
+    queue: str,
+    n: int,
+    jobs: int,
+    label: str,
+    cap_s: float,
+    projects: int = 1,
 ) -> Row:
     """Submit n no-op tasks and wait until all succeed, for at most ``cap_s``, or until none
     has finished for STALL_S; a run cut short has its job paused (no leftover is sent again)
     and counts what finished."""
     from farm.dispatch import dispatch_ready
 
-    job_ids, t0 = insert_jobs(settings, queue, n, jobs, label)
+    job_ids, t0 = insert_jobs(settings, queue, n, jobs, label, projects)
     dispatch_ready(settings, celery)  # what submission does after its commit
     finished = text(
         "SELECT count(*) FROM tasks WHERE job_id = ANY(:j) AND state IN ('succeeded', 'failed')"
@@ -473,11 +490,19 @@ def broker(run_id: str) -> Iterator[str]:
 
 
 def report(rows: list[Row], burst: Row, windowed: Row) -> None:
-    print(f"\n{'':26} {'tasks':>6} {'seconds':>8} {'tasks/s':>8} {'RT p50 ms':>10} {'p95 ms':>8}")
+    print(f"\n{'':48} {'tasks':>6} {'seconds':>8} {'tasks/s':>8} {'RT p50 ms':>10} {'p95 ms':>8}")
     for row in rows:
         print(
-            f"{row.label:26} {row.tasks:6d} {row.seconds:8.2f} {row.rate:8.1f}"
+            f"{row.label:48} {row.tasks:6d} {row.seconds:8.2f} {row.rate:8.1f}"
             f" {row.median * 1e3:10.1f} {row.pct(0.95) * 1e3:8.1f}"
+        )
+    off = next((r for r in rows if r.label.endswith("policy off")), None)
+    on = next((r for r in rows if "fair share" in r.label and "no chain" not in r.label), None)
+    if off is not None and on is not None and off.rate > 0:
+        ratio = on.rate / off.rate
+        print(
+            f"\nfair share on / off throughput:   {ratio:.2f}  (target >= 0.9: "
+            f"{'met' if ratio >= 0.9 else 'NOT met'})"
         )
     for farm in rows:
         if not farm.label.startswith("farm"):
@@ -538,6 +563,10 @@ def main() -> None:
     ap.add_argument(
         "--unchained", action="store_true", help="also a farm run with FARM_CHAIN_S=0 (extra run)"
     )
+    ap.add_argument(
+        "--projects", type=int, default=2,
+        help="projects the fair-share run's jobs are spread over (weights 1, 2, ...)",
+    )  # fmt: skip
     ap.add_argument("--log-dir", type=Path, help="keep the workers' logs here")
     ap.add_argument(
         "--farm-cap-s", type=float, default=60.0, help="longest a measured farm run may take"
@@ -620,24 +649,31 @@ def run(a: argparse.Namespace) -> None:
 
         seen_in_sweeper = [0]
 
-        def farm_run(tag: str, profile_key: str | None = None, chain: bool = True) -> Row:
+        def farm_run(
+            tag: str, profile_key: str | None = None, chain: bool = True, fair: bool = True
+        ) -> Row:
             queue = f"gpu.bench{run_id}{tag}"  # a pool queue: the farm's routing, our own name
             names = [f"farm{i}-{tag}-{run_id}@bench" for i in range(WORKERS)]
             logs = []
             for i, name in enumerate(names):
                 args = ["--role", "farm-worker", "--queue", queue, "--name", name]
                 args += ["--profile-key", profile_key] if profile_key else []
-                procs.start(args, env if chain else {**env, "FARM_CHAIN_S": "0"}, f"farm{i}-{tag}")
+                extra = ({} if chain else {"FARM_CHAIN_S": "0"}) | (
+                    {} if fair else {"FARM_FAIR_SHARE": "0"}
+                )
+                procs.start(args, {**env, **extra}, f"farm{i}-{tag}")
                 logs.append(log_dir / f"farm{i}-{tag}.log")
             procs.wait_ready(celery, names)
             run_farm(settings, celery, queue, a.warmup, 1, f"warmup-{tag}-{run_id}", 30)
             if profile_key:
                 r.delete(profile_key)
             row = run_farm(
-                settings, celery, queue, a.tasks, a.jobs, f"{tag}-{run_id}", a.farm_cap_s
-            )
+                settings.model_copy(update={"fair_share": fair}), celery, queue, a.tasks,
+                a.jobs, f"{tag}-{run_id}", a.farm_cap_s, a.projects if fair else 1,
+            )  # fmt: skip
             procs.stop()
             row.label = f"farm ({a.jobs} jobs)" if chain else f"farm ({a.jobs} jobs, no chain)"
+            row.label += f", fair share, {a.projects} projects" if fair else ", policy off"
             # deadlocks of the measured run and its warm-up alike: evidence, not a count per run
             # this run's and its warm-up's, in the workers' and the sweeper's logs
             marker = "psycopg.errors.DeadlockDetected: deadlock detected"
@@ -647,6 +683,8 @@ def run(a: argparse.Namespace) -> None:
             seen_in_sweeper[0] = sweeps.count(marker)
             return row
 
+        # Today's dispatch (priority only) and the fair share over projects, in one run.
+        rows.append(farm_run("off", fair=False))
         rows.append(farm_run("real"))
         if a.unchained:
             rows.append(farm_run("unchained", chain=False))

@@ -241,6 +241,9 @@ def logs(
 
 
 def register(app: typer.Typer) -> None:
+    from farm import cli_share
+
+    cli_share.register(app)
     app.add_typer(token_app, name="token")
     app.command()(api)
     app.command()(flower)

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # How long a worker keeps retrying its bookkeeping writes through a database outage.
     db_retry_s: float = Field(default=120.0, ge=0)
 
+    # The shared farm (farm.policy): a job naming a project not yet in ``projects`` creates
+    # it (weight 1, no cap) when this allows, else the submission is refused. ``fair_share``
+    # off sends by priority alone, across projects, as before projects existed.
+    auto_create_projects: bool = True
+    fair_share: bool = True
+
     # Celery task events (what Flower draws) from every worker all the time. Off, workers
     # send them only while a Flower is watching: Flower switches them on every few seconds
     # (its enable_events), and the database records every state change either way.

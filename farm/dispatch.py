@@ -12,9 +12,10 @@ import logging
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session, aliased
 
 from farm.broker import HEALTH
@@ -68,6 +69,67 @@ _PICK = text(
     " AND queue = :queue) + :claiming)))"
     " FOR UPDATE OF t SKIP LOCKED))"
     " RETURNING tasks.id, tasks.kind, tasks.frames, tasks.priority, jobs.name"
+)
+
+# The same window, shared out by the fair share (farm.policy): each project's ready tasks off
+# ix_tasks_ready_project (one probe per project, at most the window's worth each), numbered
+# k = 1, 2 ... in priority order, given the pass (in flight + k - 0.5) / weight, within its
+# cap; the window's worth of lowest passes is marked sent; ``ord`` is the order to send in.
+_IN_FLIGHT = (
+    "SELECT project, count(*) AS n FROM (SELECT project FROM tasks WHERE state = 'running'"
+    " AND queue = :queue UNION ALL SELECT project FROM tasks WHERE state = 'queued'"
+    " AND sent_at IS NOT NULL AND queue = :queue) f GROUP BY project"
+)
+_PICK_FAIR = text(
+    "WITH room AS MATERIALIZED (SELECT greatest(0, least(:limit, :ahead"
+    " + (SELECT count(*) FROM tasks WHERE state = 'running' AND queue = :queue) + :claiming"
+    " - (SELECT count(*) FROM tasks WHERE state = 'queued' AND sent_at IS NOT NULL"
+    " AND queue = :queue) + :claiming)) AS n),"
+    " flight AS MATERIALIZED (" + _IN_FLIGHT + "),"
+    " cand AS MATERIALIZED (SELECT c.id, c.priority,"
+    " (coalesce(f.n, 0) + c.k - 0.5)::float8 / p.weight AS pass FROM projects p"
+    " LEFT JOIN flight f ON f.project = p.name"
+    " CROSS JOIN LATERAL (SELECT r.id, r.priority,"
+    " row_number() OVER (ORDER BY r.priority DESC, r.id) AS k FROM (SELECT t.id, t.priority"
+    " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+    + READY_IN_QUEUE
+    + " AND t.project = p.name AND NOT j.paused ORDER BY t.priority DESC, t.id"
+    " LIMIT (SELECT n FROM room) FOR UPDATE OF t SKIP LOCKED) r) c"
+    " WHERE p.max_running IS NULL OR coalesce(f.n, 0) + c.k <= p.max_running),"
+    " picked AS MATERIALIZED (SELECT array_agg(id ORDER BY pass, priority DESC, id) AS ids"
+    " FROM (SELECT id, pass, priority FROM cand ORDER BY pass, priority DESC, id"
+    " LIMIT (SELECT n FROM room)) w)"
+    # By id = ANY(an array): a join with ``picked`` is hashed against every task.
+    " UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM jobs"
+    " WHERE jobs.id = tasks.job_id AND tasks.id = ANY(CAST((SELECT ids FROM picked) AS bigint[]))"
+    " RETURNING tasks.id, tasks.kind, tasks.frames,"
+    " array_position((SELECT ids FROM picked), tasks.id), jobs.name"
+)
+
+
+def _flight(project: str) -> str:
+    """SQL for how many of ``project``'s tasks of ``:queue`` are in flight (running or sent),
+    off the two partial indexes by (queue, project)."""
+    return (
+        "((SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
+        f" AND r.project = {project}) + (SELECT count(*) FROM tasks r WHERE r.state = 'queued'"
+        f" AND r.sent_at IS NOT NULL AND r.queue = :queue AND r.project = {project}))"
+    )
+
+
+# A worker's chained claim (workers.claims) under the fair share, as a condition on the
+# candidate ``tasks`` row: its project is under its cap, and no other project with ready
+# work, under its own cap, would come first or tie (farm.policy.may_chain).
+FAIR_CHAIN = (
+    " AND NOT EXISTS (SELECT 1 FROM projects me WHERE me.name = tasks.project AND ("
+    "(me.max_running IS NOT NULL AND " + _flight("me.name") + " + 1 > me.max_running)"
+    " OR EXISTS (SELECT 1 FROM projects q WHERE q.name <> me.name"
+    " AND EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+    + READY_IN_QUEUE
+    + " AND t.project = q.name AND NOT j.paused)"
+    " AND (q.max_running IS NULL OR " + _flight("q.name") + " + 1 <= q.max_running)"
+    " AND (" + _flight("q.name") + " + 0.5)::float8 / q.weight"
+    " <= (" + _flight("me.name") + " + 0.5)::float8 / me.weight)))"
 )
 
 
@@ -127,7 +189,7 @@ def dispatch_ready(
         return 0
     with session_scope(settings) as session:
         wanted = ready_queues(session) if queues is None else queues
-        outgoing = take(session, wanted, settings.dispatch_ahead, limit)
+        outgoing = take(session, wanted, settings.dispatch_ahead, limit, fair=settings.fair_share)
     return send_all(settings, celery, outgoing)
 
 
@@ -138,23 +200,36 @@ def take(
     limit: int = 500,
     *,
     claiming: bool = False,
+    fair: bool = True,
 ) -> list[Outgoing]:
     """Mark, in the caller's transaction, what each queue's window has room for; the caller
     sends it with :func:`send_all` after committing (the workers do this inside their claim,
-    saving a transaction per task)."""
+    saving a transaction per task). ``fair``: shared out between projects by their weights
+    and caps (farm.policy), else by priority alone."""
     conn = session.connection()
     out: list[Outgoing] = []
     for queue in sorted(set(queues)):
         # One dispatcher per queue at a time: the next one waits, then counts what this one
         # marked, so concurrent passes neither overfill nor starve the window.
         conn.execute(_LOCK, {"key": zlib.crc32(queue.encode()) & 0x7FFFFFFF})
-        rows = conn.execute(
-            _PICK, {"queue": queue, "limit": limit, "ahead": ahead, "claiming": int(claiming)}
-        ).all()
-        for task_id, name, frames, _, job_name in sorted(rows, key=lambda r: (-r[3], r[0])):
+        params = {"queue": queue, "limit": limit, "ahead": ahead, "claiming": int(claiming)}
+        rows = _pick_fair(conn, params) if fair else _pick(conn, params)
+        for task_id, name, frames, job_name in rows:
             kind = TaskKind(name)
             out.append(Outgoing(task_id, kind, queue, describe(kind, job_name, frames)))
     return out
+
+
+def _pick(conn: Connection, params: dict[str, Any]) -> list[tuple[int, str, str, str]]:
+    """By priority, then age, whatever the project: the policy switched off."""
+    rows = conn.execute(_PICK, params).all()
+    return [(r[0], r[1], r[2], r[4]) for r in sorted(rows, key=lambda r: (-r[3], r[0]))]
+
+
+def _pick_fair(conn: Connection, params: dict[str, Any]) -> list[tuple[int, str, str, str]]:
+    """By the fair share, in its order (lowest pass first): the broker delivers in send order."""
+    rows = conn.execute(_PICK_FAIR, params).all()
+    return [(r[0], r[1], r[2], r[4]) for r in sorted(rows, key=lambda r: r[3])]
 
 
 def send_all(settings: Settings, celery: Celery, outgoing: list[Outgoing]) -> int:

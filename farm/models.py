@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -52,6 +54,23 @@ def _enum(cls: type) -> Enum:
 Timestamp = DateTime(timezone=True)
 
 
+class Project(Base):
+    """A share of the farm (farm.policy): under contention its running tasks per queue stay
+    in proportion to ``weight``, never above ``max_running`` (NULL: no cap)."""
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("weight > 0", name="weight_positive"),
+        CheckConstraint("max_running IS NULL OR max_running >= 0", name="max_running_not_negative"),
+    )
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -67,6 +86,9 @@ class Job(Base):
     submitter: Mapped[str] = mapped_column(String(128), default="cli", server_default="cli")
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     pool: Mapped[str | None] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(
+        ForeignKey("projects.name"), default="default", server_default="default"
+    )
     # A paused job's queued tasks are held back; running ones finish.
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     webhook_url: Mapped[str | None] = mapped_column(Text)
@@ -130,8 +152,9 @@ class Task(Base):
     # stage becomes ready only when the earlier ones have succeeded, so the stage is done
     # exactly when the job's ``tasks_succeeded`` reaches this (farm.lifecycle).
     stage_end: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # The job's priority, copied so that index can be in send order.
+    # The job's priority and project, copied so that the ready indexes are in send order.
     priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    project: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     state: Mapped[TaskState] = mapped_column(_enum(TaskState), default=TaskState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -157,15 +180,32 @@ class Task(Base):
         ),
         # A queue's dispatch window counts these; as index-only scans over entries of live
         # rows (an index scan marks the dead ones), not bitmap scans visiting every dead row.
-        Index("ix_tasks_running_queue", "queue", postgresql_where=text("state = 'running'")),
+        # By project too: the fair share counts each project's tasks in flight off these.
+        Index(
+            "ix_tasks_running_queue",
+            "queue",
+            "project",
+            postgresql_where=text("state = 'running'"),
+        ),
         Index(
             "ix_tasks_sent_queue",
             "queue",
+            "project",
             postgresql_where=text("state = 'queued' AND sent_at IS NOT NULL"),
         ),
         Index(
             "ix_tasks_ready",
             "queue",
+            text("priority DESC"),
+            "id",
+            postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),
+        ),
+        # Each project's ready tasks in send order: the fair-share pick reads one probe per
+        # project off this (farm.policy).
+        Index(
+            "ix_tasks_ready_project",
+            "queue",
+            "project",
             text("priority DESC"),
             "id",
             postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),

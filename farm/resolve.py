@@ -54,6 +54,26 @@ class Resolving:
         self.readable = input_roots(settings)  # the output root and the input roots
         self.by_name: dict[str, Job | None] = {}
         self.files: dict[str, tuple[list[tuple[str, str]], ModelInfo | None]] = {}
+        self.auto_projects = settings.auto_create_projects
+        self.projects: dict[str, bool] = {}
+
+    def project_problems(self, name: str) -> list[tuple[str, str]]:
+        """An unknown project is refused unless the farm creates projects on first use."""
+        if self.auto_projects:
+            return []
+        if name not in self.projects:
+            from farm.projects import known
+
+            self.projects[name] = name in known(self.session, [name])
+        if self.projects[name]:
+            return []
+        return [
+            (
+                "project",
+                f"unknown project {name!r} (FARM_AUTO_CREATE_PROJECTS is off:"
+                f" create it with farm project set {name})",
+            )
+        ]
 
     def job(self, ref: str | int) -> Job:
         text = str(ref)
@@ -88,7 +108,7 @@ def resolve(
     """The spec as stored (name and output filled in) and the jobs it depends on; ``ctx``
     carries what earlier submissions of the same run looked up."""
     ctx = ctx or Resolving(session, settings)
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = ctx.project_problems(spec.project)
     name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
     readable = ctx.readable
     stored_output: object

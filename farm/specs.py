@@ -30,6 +30,7 @@ from farm.formats import RULES, UnknownFormat, format_for_path, get_rules
 from farm.frames import FrameRangeError, parse_frames
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # Built-in data sets; "images:<folder>" and "video:<file>" name the user's own.
 DATASETS = ("digits", "moving-digits")
 DATASET_PREFIXES = ("images:", "video:")
@@ -79,6 +80,10 @@ class OutputSpec(BaseModel):
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The shared farm (farm.policy): whose share the job's tasks run in.
+    project: str = Field(
+        default="default", pattern=PROJECT_PATTERN, description="project whose share it runs in"
+    )
     name: str | None = Field(default=None, pattern=NAME_PATTERN, description="job name")
     priority: int = Field(default=50, ge=0, le=100, description="0-100; higher goes first")
     max_attempts: int | None = Field(default=None, ge=1, le=100)

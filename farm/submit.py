@@ -25,6 +25,7 @@ from farm.dispatch import dispatch_ready
 from farm.errors import BrokerUnusable, FarmError, SpecError
 from farm.models import Event, Job, JobDependency, Task
 from farm.planner import plan, stage_ends
+from farm.projects import ensure as ensure_projects
 from farm.resolve import Resolving, fingerprint, resolve
 from farm.specs import RenderSpec, TrainSpec
 from farm.states import JobState
@@ -221,6 +222,7 @@ def _insert(session: Session, settings: Settings, new: list[_New], submitter: st
                 "id": job_id, "name": stored["name"], "kind": spec.kind, "state": JobState.QUEUED,
                 "spec": stored, "priority": spec.priority, "idempotency_key": key,
                 "submitter": submitter, "tags": list(spec.tags), "pool": spec.pool,
+                "project": spec.project,
                 "webhook_url": spec.webhook.url if spec.webhook else None,
                 "webhook_events": list(spec.webhook.events) if spec.webhook else [],
                 "tasks_queued": len(planned),
@@ -231,11 +233,14 @@ def _insert(session: Session, settings: Settings, new: list[_New], submitter: st
         free = all(d in done for d in deps)
         tasks += (
             vars(p) | {"job_id": job_id, "max_attempts": attempts, "priority": spec.priority,
+                       "project": spec.project,
                        "ready": free and p.stage == first, "stage_end": ends[p.stage]}
             for p in planned
         )  # fmt: skip
         links += ({"job_id": job_id, "depends_on_id": d} for d in deps)
     events = [{"job_id": n.job_id, "to_state": "queued", "message": "submitted"} for n in new]
+    if settings.auto_create_projects:  # else resolve() refused the unknown ones
+        ensure_projects(session, (n.spec.project for n in new))
     conn = session.connection()
     for model, rows in ((Job, jobs), (Task, tasks), (JobDependency, links), (Event, events)):
         if rows:

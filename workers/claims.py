@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, func, text, update
+from sqlalchemy import Table, TextClause, delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from farm.blocklist import record_failure
 from farm.config import Settings
 from farm.db import session_scope
-from farm.dispatch import READY_IN_QUEUE, take
+from farm.dispatch import FAIR_CHAIN, READY_IN_QUEUE, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
 from farm.models import Artifact
 from farm.planner import NEXT_STAGE, QUEUE_OF
@@ -75,7 +75,9 @@ def claim(
             return None
         # The window first (this task counts as running in it), then the move: the job row
         # the move locks is held only until the commit, not across the dispatch.
-        outgoing = take(session, [row.queue], settings.dispatch_ahead, claiming=True)
+        outgoing = take(
+            session, [row.queue], settings.dispatch_ahead, claiming=True, fair=settings.fair_share
+        )
         attempt = row.attempts + 1
         moved = conn.execute(
             _CLAIM_MOVE,
@@ -146,39 +148,45 @@ _END = {
 
 # The chain: the next ready task of the same job, queue and kind, taken in the completion's
 # transaction, while nothing of a higher priority waits in the queue (sent or not), the job
-# is not paused or blocking this worker, and the worker is not draining. Only our own job,
-# whose row the completion already holds, so two chaining workers cannot deadlock.
-_CHAIN_MOVE = move_sql(
-    TaskState.QUEUED,
-    TaskState.RUNNING,
-    (
-        ("attempts", "tasks.attempts + 1"),
-        ("worker", ":worker"),
-        ("worker_pid", ":pid"),
-        ("lease_expires_at", "now() + make_interval(secs => :lease_s)"),
-        ("progress", "NULL"),
-        ("sent_at", "now()"),
-        ("sends", "tasks.sends + 1"),
-    ),
-    # The first eligible ready task in send order (ix_tasks_ready's order, so the planner
-    # reads that index whatever its statistics say) must not outrank the picked one (the
-    # outer ``tasks``: its priority as it is now, should an operator have changed it).
-    " AND coalesce((SELECT t.priority FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
-    + READY_IN_QUEUE
-    + " AND NOT j.paused ORDER BY t.priority DESC, t.id LIMIT 1), 0) <= tasks.priority"
-    " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.queue = :queue AND t.state = 'queued'"
-    " AND t.sent_at IS NOT NULL AND t.priority > tasks.priority)"
-    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
-    " AND NOT EXISTS (SELECT 1 FROM workers WHERE name = :worker AND draining)"
-    " AND NOT EXISTS (SELECT 1 FROM worker_failures WHERE job_id = :job AND worker = :worker"
-    " AND blocked_at IS NOT NULL)",
-    "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
-    " FROM moved WHERE name = :worker)",
-    target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND "
-    + READY_IN_QUEUE
-    + " ORDER BY t.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)",
-    returning=("frames", "position", "frame_count", '"index" AS task_index', "max_attempts"),
-)
+# is not paused or blocking this worker, and the worker is not draining; under the fair
+# share, while no other project would be sent first (farm.dispatch.FAIR_CHAIN). Only our own
+# job, whose row the completion already holds, so two chaining workers cannot deadlock.
+def _chain_move(fair: bool) -> TextClause:
+    return move_sql(
+        TaskState.QUEUED,
+        TaskState.RUNNING,
+        (
+            ("attempts", "tasks.attempts + 1"),
+            ("worker", ":worker"),
+            ("worker_pid", ":pid"),
+            ("lease_expires_at", "now() + make_interval(secs => :lease_s)"),
+            ("progress", "NULL"),
+            ("sent_at", "now()"),
+            ("sends", "tasks.sends + 1"),
+        ),
+        # The first eligible ready task in send order (ix_tasks_ready's order, so the planner
+        # reads that index whatever its statistics say) must not outrank the picked one (the
+        # outer ``tasks``: its priority as it is now, should an operator have changed it).
+        " AND coalesce((SELECT t.priority FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+        + READY_IN_QUEUE
+        + " AND NOT j.paused ORDER BY t.priority DESC, t.id LIMIT 1), 0) <= tasks.priority"
+        " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.queue = :queue AND t.state = 'queued'"
+        " AND t.sent_at IS NOT NULL AND t.priority > tasks.priority)"
+        " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
+        " AND NOT EXISTS (SELECT 1 FROM workers WHERE name = :worker AND draining)"
+        " AND NOT EXISTS (SELECT 1 FROM worker_failures WHERE job_id = :job AND worker = :worker"
+        " AND blocked_at IS NOT NULL)" + (FAIR_CHAIN if fair else ""),
+        "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
+        " FROM moved WHERE name = :worker)",
+        target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND "
+        + READY_IN_QUEUE
+        + " ORDER BY t.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)",
+        returning=("frames", "position", "frame_count", '"index" AS task_index', "max_attempts"),
+    )
+
+
+# By whether the fair share is on (farm.policy): a chain then also yields to other projects.
+_CHAIN_MOVES = {fair: _chain_move(fair) for fair in (False, True)}
 
 
 def _chain(
@@ -191,7 +199,7 @@ def _chain(
     row = (
         session.connection()
         .execute(
-            _CHAIN_MOVE,
+            _CHAIN_MOVES[ctx.settings.fair_share],
             {"job": ctx.job_id, "kind": kind.value, "queue": queue,
              "worker": ctx.worker, "pid": os.getpid(), "lease_s": ctx.settings.lease_s,
              "message": None},

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from farm.api.app import json_typed, principal, writer
 from farm.api.logs import router as logs_router
+from farm.api.projects import router as projects_router
 from farm.api.schemas import (
     ArtifactPublic,
     ErrorBody,
@@ -374,3 +375,4 @@ def metrics(request: Request, _: Reader) -> Response:
 
 
 router.include_router(logs_router)  # GET /tasks/{task_id}/logs (farm.api.logs)
+router.include_router(projects_router)  # GET /projects, PUT /projects/{name}

@@ -1,0 +1,60 @@
+"""CLI commands of the shared farm: projects (weights, caps) and what they run."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from farm.cli_common import _fail, console
+from farm.config import Settings
+from farm.errors import FarmError
+
+project_app = typer.Typer(help="Projects: shares of the farm (weight, cap of running tasks).")
+
+
+@project_app.command("set")
+def project_set(
+    name: str,
+    weight: float | None = typer.Option(None, "--weight", help="share under contention (> 0)"),
+    max_running: int | None = typer.Option(
+        None, "--max-running", help="cap of tasks in flight per queue (>= 0)"
+    ),
+    no_cap: bool = typer.Option(False, "--no-cap", help="remove the cap"),
+) -> None:
+    """Create a project, or change its weight or cap; what it runs now is not stopped."""
+    from farm.db import session_scope
+    from farm.projects import set_project
+    from farm.runtime import services
+
+    try:
+        with services(Settings()) as s, session_scope(s) as session:
+            p = set_project(session, name, weight=weight, max_running=max_running, clear_cap=no_cap)
+    except FarmError as e:
+        raise _fail(e) from None
+    cap = "none" if p.max_running is None else str(p.max_running)
+    console.print(f"project {p.name}: weight {p.weight:g}, max running {cap}")
+
+
+@project_app.command("list")
+def project_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    from farm.db import session_scope
+    from farm.projects import list_projects
+    from farm.runtime import services
+
+    with services(Settings()) as s, session_scope(s) as session:
+        projects = list_projects(session)
+    if as_json:
+        console.print_json(json.dumps([vars(p) for p in projects]))
+        return
+    table = Table("project", "weight", "max running", "running")
+    for p in projects:
+        running = ", ".join(f"{q} {n}" for q, n in sorted(p.running.items())) or "-"
+        cap = "-" if p.max_running is None else str(p.max_running)
+        table.add_row(p.name, f"{p.weight:g}", cap, running)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(project_app, name="project")
