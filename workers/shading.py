@@ -226,16 +226,20 @@ def shade_sdf(
     if sdf.ndim != 4 or sdf.shape[1] != 1:
         raise ValueError(f"an SDF batch is (B, 1, S, S), got {tuple(sdf.shape)}")
     d = field_distance(sdf.float(), height, width, spread_px, None)  # (B, 1, H, W)
+    # The field saturates this far out: a glow or outline reaching further would flood the
+    # whole background, so both stop just inside it.
+    reach = spread_px * min(height, width) / sdf.shape[-1]
     canvas = Canvas(palette.background, height, width)
     if bool((palette.shadow[:, 3] > 0).any()):
         moved = field_distance(sdf.float(), height, width, spread_px, palette.shadow_offset)
         canvas.over(palette.shadow, _smoothstep(moved + 0.5))
     if bool((palette.glow[:, 3] > 0).any()):
-        reach = palette.glow_px.clamp_min(1e-3)
-        glow = torch.where(d > 0, 1.0, _smoothstep(1.0 + d / reach))
+        glow_px = palette.glow_px.clamp(1e-3, reach)
+        glow = torch.where(d > 0, 1.0, _smoothstep(1.0 + d / glow_px))
         canvas.over(palette.glow, glow)
     if bool((palette.outline[:, 3] > 0).any()):
-        canvas.over(palette.outline, _smoothstep(d + palette.outline_px + 0.5))
+        outline_px = palette.outline_px.clamp(0.0, max(reach - 1.0, 0.0))
+        canvas.over(palette.outline, _smoothstep(d + outline_px + 0.5))
     canvas.over(palette.fill, _smoothstep(d + 0.5))
     return canvas.to_uint8(channels)
 
