@@ -21,7 +21,6 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from farm.colors import parse_color
 from workers.sdf import upsample_sdf
@@ -131,43 +130,54 @@ class Palette:
         )
 
 
-def _smoothstep(t: torch.Tensor) -> torch.Tensor:
-    t = t.clamp(0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+def _smoothstep_(t: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """``t`` clamped to [0, 1] and eased, ``t^2 (3 - 2t)``, in place (``scratch`` is a
+    buffer of the same shape): at 4K every full-frame temporary costs as much as the maths."""
+    t.clamp_(0.0, 1.0)
+    torch.mul(t, -2.0, out=scratch).add_(3.0)
+    return t.mul_(t).mul_(scratch)
 
 
-class Canvas:
-    """Premultiplied RGBA accumulated bottom layer first: ``over`` puts a layer of colour
-    ``(B, 4, 1, 1)`` (or per pixel ``(B, 4, H, W)``) and coverage ``(B, 1, H, W)`` on top."""
+def _to_uint8(out: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(B, H*W, C)`` floats in [0, 1] as uint8 frames ``(B, H, W, C)``."""
+    b, _, c = out.shape
+    frames = out.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+    return frames.view(b, height, width, c)
 
-    def __init__(self, background: torch.Tensor, height: int, width: int) -> None:
-        b = background.shape[0]
-        alpha = background[:, 3:4].expand(b, 1, height, width)
-        self.rgb = (background[:, :3] * background[:, 3:4]).expand(b, 3, height, width).clone()
-        self.alpha = alpha.clone()  # (B, 1, H, W)
 
-    def over(self, color: torch.Tensor, coverage: torch.Tensor) -> None:
-        a = coverage * color[:, 3:4]  # (B, 1, H, W)
-        keep = 1.0 - a
-        self.rgb.mul_(keep).add_(color[:, :3] * a)
-        self.alpha.mul_(keep).add_(a)
+def _unpremultiply_(out: torch.Tensor) -> None:
+    """Premultiplied ``(B, N, 4)`` to straight alpha, in place (0 where nothing covers)."""
+    alpha = out[..., 3:4]
+    out[..., :3] = torch.where(alpha > 0, out[..., :3] / alpha.clamp_min(1e-6), 0.0)
 
-    def over_premultiplied(self, rgb: torch.Tensor, alpha: torch.Tensor) -> None:
-        """A layer already premultiplied, ``(B, 3, H, W)`` and ``(B, 1, H, W)``."""
-        keep = 1.0 - alpha
-        self.rgb.mul_(keep).add_(rgb)
-        self.alpha.mul_(keep).add_(alpha)
 
-    def to_uint8(self, channels: int) -> torch.Tensor:
-        """``(B, H, W, 3)`` (the background must be opaque) or straight-alpha
-        ``(B, H, W, 4)`` uint8."""
-        if channels == 3:
-            out = self.rgb
-        else:
-            straight = self.rgb / self.alpha.clamp_min(1e-6)
-            out = torch.cat([torch.where(self.alpha > 0, straight, 0.0), self.alpha], dim=1)
-        out = out.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)  # (B, C, H, W)
-        return out.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C)
+def composite(layers: torch.Tensor, colors: torch.Tensor, channels: int) -> torch.Tensor:
+    """Layers of flat colour, top first, as uint8 frames ``(B, H, W, channels)``.
+
+    ``layers`` ``(B, K, H, W)`` holds each layer's coverage in [0, 1] in slots 0..K-2 (it is
+    overwritten); slot K-1 is the background, which covers everything. ``colors``
+    ``(B, K, 4)`` are straight RGBA. Each layer's weight is its coverage times what the
+    layers above let through (premultiplied "over"); the frame is the weighted sum of the
+    premultiplied colours, written channels-last as the encoders take it. A layer whose
+    colour is transparent adds exact zeros and changes no pixel.
+    """
+    b, k, h, w = layers.shape
+    through = layers[:, k - 1].fill_(1.0)  # (B, H, W): what the layers so far let through
+    scratch = torch.empty_like(through)
+    for i in range(k - 1):
+        cov = layers[:, i]
+        torch.mul(cov, colors[:, i, 3].view(b, 1, 1), out=scratch)
+        cov.mul_(through)
+        through.mul_(scratch.neg_().add_(1.0))
+    premult = torch.cat([colors[..., :3] * colors[..., 3:], colors[..., 3:]], dim=2)  # (B, K, 4)
+    rows = 3 if channels == 3 else 4
+    weights = layers.view(b, k, h * w, 1)  # (B, K, HW, 1)
+    out = weights[:, 0] * premult[:, 0, None, :rows]  # (B, HW, C)
+    for i in range(1, k):
+        out.addcmul_(weights[:, i], premult[:, i, None, :rows])
+    if rows == 4:
+        _unpremultiply_(out)
+    return _to_uint8(out, h, w)
 
 
 def _fit(size: int, height: int, width: int) -> tuple[int, int, int]:
@@ -177,33 +187,30 @@ def _fit(size: int, height: int, width: int) -> tuple[int, int, int]:
     return side, (height - side) // 2, (width - side) // 2
 
 
-def field_distance(
-    sdf: torch.Tensor, height: int, width: int, spread_px: float, offsets: torch.Tensor | None
-) -> torch.Tensor:
-    """Signed distance in output pixels ``(B, 1, H, W)`` (positive inside) of the decoded
-    fields ``(B, 1, S, S)`` in [-1, 1], fitted to the frame; ``offsets`` ``(B, 2)`` (x, y)
-    in output pixels moves the shape (for a shadow). Outside the field counts as outside."""
+def field_distance(sdf: torch.Tensor, height: int, width: int, spread_px: float) -> torch.Tensor:
+    """Signed distance in output pixels ``(B, H, W)`` (positive inside) of the decoded fields
+    ``(B, 1, S, S)`` in [-1, 1], upsampled bilinearly (:func:`workers.sdf.upsample_sdf`) and
+    fitted to the frame; beyond the field is outside."""
     s = sdf.shape[-1]
     side, top, left = _fit(s, height, width)
     units = spread_px * side / s  # output pixels per unit of the field
-    if offsets is None:
-        up = upsample_sdf(sdf[:, 0], side, side).unsqueeze(1)  # (B, 1, side, side)
-        pad = (left, width - side - left, top, height - side - top)
-        up = F.pad(up, pad, value=-1.0) if any(pad) else up  # (B, 1, H, W)
-        return up * units
-    # Sampling at pixel centres moved by the offset: the same bilinear filter as
-    # upsample_sdf (align_corners=False), in the field's normalised coordinates.
-    dev = sdf.device
-    xs = (torch.arange(width, device=dev, dtype=torch.float32) + 0.5 - left) / side * 2 - 1
-    ys = (torch.arange(height, device=dev, dtype=torch.float32) + 0.5 - top) / side * 2 - 1
-    shift = offsets * (2.0 / side)  # (B, 2)
-    gx = xs.view(1, 1, width) - shift[:, 0].view(-1, 1, 1)  # (B, 1, W)
-    gy = ys.view(1, height, 1) - shift[:, 1].view(-1, 1, 1)  # (B, H, 1)
-    grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)  # (B, H, W, 2)
-    inside = (grid.abs() <= 1.0).all(dim=-1, keepdim=True).permute(0, 3, 1, 2)
-    field = F.grid_sample(sdf.float(), grid, mode="bilinear", padding_mode="border",
-                          align_corners=False)  # fmt: skip
-    return torch.where(inside, field, -1.0) * units  # (B, 1, H, W)
+    up = upsample_sdf(sdf[:, 0], side, side)  # (B, side, side)
+    if side == height == width:
+        return up.mul_(units)
+    d = up.new_full((sdf.shape[0], height, width), -units)  # (B, H, W)
+    d[:, top : top + side, left : left + side] = up.mul_(units)
+    return d
+
+
+def _shift_into(dest: torch.Tensor, src: torch.Tensor, dx: int, dy: int) -> None:
+    """``dest`` ``(H, W)`` = ``src`` moved ``dx`` right and ``dy`` down, zeros shifted in."""
+    h, w = src.shape
+    dest.zero_()
+    if abs(dx) >= w or abs(dy) >= h:
+        return
+    dest[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
 
 
 def shade_sdf(
@@ -217,47 +224,61 @@ def shade_sdf(
 ) -> torch.Tensor:
     """Shade decoded fields ``(B, 1, S, S)`` into uint8 frames ``(B, H, W, channels)``.
 
-    From the bottom: background, drop shadow (the shape moved by ``shadow_offset``), glow
-    (full at the edge, gone ``glow_px`` outside it), outline (the shape grown by
-    ``outline_px``), fill. Every edge is a smoothstep over +-0.5 output pixels. Layers whose
-    colour is transparent in every frame of the batch are skipped, which changes no pixel.
-    Widths beyond the field's reach (``spread_px`` model pixels) are cut off there.
+    From the top: fill, outline (the shape grown by ``outline_px``), glow (full at the
+    edge, gone ``glow_px`` outside it), drop shadow (the fill moved by ``shadow_offset``,
+    rounded to whole output pixels), background. Every edge is a smoothstep over +-0.5
+    output pixels. Layers transparent in every frame of the batch are left out, which
+    changes no pixel. The field says nothing beyond ``spread_px`` model pixels from the
+    edge, so outline and glow stop just inside that reach rather than flood the frame.
     """
     if sdf.ndim != 4 or sdf.shape[1] != 1:
         raise ValueError(f"an SDF batch is (B, 1, S, S), got {tuple(sdf.shape)}")
-    d = field_distance(sdf.float(), height, width, spread_px, None)  # (B, 1, H, W)
-    # The field saturates this far out: a glow or outline reaching further would flood the
-    # whole background, so both stop just inside it.
+    b = sdf.shape[0]
+    d = field_distance(sdf.float(), height, width, spread_px)  # (B, H, W)
     reach = spread_px * min(height, width) / sdf.shape[-1]
-    canvas = Canvas(palette.background, height, width)
-    if bool((palette.shadow[:, 3] > 0).any()):
-        moved = field_distance(sdf.float(), height, width, spread_px, palette.shadow_offset)
-        canvas.over(palette.shadow, _smoothstep(moved + 0.5))
-    if bool((palette.glow[:, 3] > 0).any()):
-        glow_px = palette.glow_px.clamp(1e-3, reach)
-        glow = torch.where(d > 0, 1.0, _smoothstep(1.0 + d / glow_px))
-        canvas.over(palette.glow, glow)
-    if bool((palette.outline[:, 3] > 0).any()):
-        outline_px = palette.outline_px.clamp(0.0, max(reach - 1.0, 0.0))
-        canvas.over(palette.outline, _smoothstep(d + outline_px + 0.5))
-    canvas.over(palette.fill, _smoothstep(d + 0.5))
-    return canvas.to_uint8(channels)
+    names = ["fill"] + [n for n in ("outline", "glow", "shadow")
+                        if bool((getattr(palette, n)[:, 3] > 0).any())]  # fmt: skip
+    layers = d.new_empty((b, len(names) + 1, height, width))  # (B, K, H, W)
+    scratch = torch.empty_like(d)
+    torch.add(d, 0.5, out=layers[:, 0])
+    _smoothstep_(layers[:, 0], scratch)
+    for i, name in enumerate(names[1:], start=1):
+        if name == "outline":
+            grow = palette.outline_px.view(b, 1, 1).clamp(0.0, max(reach - 1.0, 0.0)) + 0.5
+            _smoothstep_(torch.add(d, grow, out=layers[:, i]), scratch)
+        elif name == "glow":
+            glow_px = palette.glow_px.view(b, 1, 1).clamp(1e-3, reach)
+            _smoothstep_(torch.div(d, glow_px, out=layers[:, i]).add_(1.0), scratch)
+        else:
+            for j, (dx, dy) in enumerate(palette.shadow_offset.round().int().tolist()):
+                _shift_into(layers[j, i], layers[j, 0], dx, dy)
+    colors = torch.stack(
+        [getattr(palette, n).view(b, 4) for n in names] + [palette.background.view(b, 4)], dim=1
+    )  # (B, K, 4)
+    return composite(layers, colors, channels)
 
 
 def tint_grey(grey: torch.Tensor, palette: Palette, channels: int = 3) -> torch.Tensor:
     """A grey model's upsampled frames ``(B, 1, H, W)`` in [0, 1] as the fill's coverage over
     the background: uint8 ``(B, H, W, channels)``."""
-    canvas = Canvas(palette.background, grey.shape[-2], grey.shape[-1])
-    canvas.over(palette.fill, grey)
-    return canvas.to_uint8(channels)
+    b, _, h, w = grey.shape
+    layers = grey.new_empty((b, 2, h, w))
+    layers[:, 0] = grey[:, 0]
+    colors = torch.stack([palette.fill.view(b, 4), palette.background.view(b, 4)], dim=1)
+    return composite(layers, colors, channels)
 
 
 def over_background(premultiplied: torch.Tensor, palette: Palette, channels: int) -> torch.Tensor:
     """An RGBA model's upsampled premultiplied frames ``(B, 4, H, W)`` over the palette's
     background (which may be transparent): uint8 ``(B, H, W, channels)``."""
-    canvas = Canvas(palette.background, premultiplied.shape[-2], premultiplied.shape[-1])
-    canvas.over_premultiplied(premultiplied[:, :3], premultiplied[:, 3:4])
-    return canvas.to_uint8(channels)
+    b, _, h, w = premultiplied.shape
+    bg = palette.background.view(b, 4, 1)
+    bg_p = torch.cat([bg[:, :3] * bg[:, 3:], bg[:, 3:]], dim=1)  # (B, 4, 1)
+    top = premultiplied.reshape(b, 4, h * w)
+    out = (top + bg_p * (1.0 - top[:, 3:4])).transpose(1, 2).contiguous()  # (B, HW, 4)
+    if channels == 4:
+        _unpremultiply_(out)
+    return _to_uint8(out[..., :channels], h, w)
 
 
 def edge_width(coverage: torch.Tensor, edge_length: float) -> float:
