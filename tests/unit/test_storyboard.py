@@ -225,6 +225,7 @@ def test_sdf_checkpoints_render_shaded_colour_frames() -> None:
     job = RenderJob(spec, StandIn(4, 1, 8, sdf=True), meta, 4, torch.device("cpu"), Path("/x"))
     frames = _all(job, [0, 1, 2, 3])
     assert frames.shape == (4, 36, 64, 4)  # a translucent background: RGBA
+    assert job.frame_channels == 4
     colours = {tuple(p) for p in frames.reshape(-1, 4).tolist()}
     assert (245, 197, 66, 255) in colours and (27, 31, 59, 128) in colours
 

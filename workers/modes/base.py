@@ -84,6 +84,14 @@ class RenderJob:
             looks=tuple(looks),
         )
 
+    @property
+    def frame_channels(self) -> int:
+        """Channels of the frames this job's modes yield (1 grey, 3 RGB, 4 RGBA), for the
+        stage that opens the encoder before the first frame exists."""
+        if self.family not in ("vae", "gan") or self.spec.get("mode") == "rollout":
+            return 1
+        return self.frame_style().out_channels
+
     def shot_looks(self) -> list[Look]:
         """Each storyboard shot's look (its colours over the spec's)."""
         info = self.info
