@@ -130,3 +130,42 @@ def test_an_rgba_frame_over_its_background() -> None:
     premult = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]).view(1, 4, 1, 2)
     (rgb,) = over_background(premult, Palette.of([_look()]), 3)
     assert tuple(rgb[0, 0].tolist()) == (255, 0, 0) and tuple(rgb[0, 1].tolist()) == NAVY
+
+
+class _ExactFields(torch.nn.Module):
+    """A stand-in SDF generator: the class weights' blend of exact glyph fields."""
+
+    def __init__(self, fields: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("fields", fields[:, 0])  # (C, S, S)
+
+    def forward(self, z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bc,chw->bhw", weights, self.fields).unsqueeze(1)  # (B, 1, S, S)
+
+
+def test_a_title_of_exact_glyph_fields_is_crisp_colour_at_512() -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from workers.datasets.base import Request
+    from workers.datasets.glyphs import load
+    from workers.modes import MODES, RenderJob
+
+    ds = load(Request("glyphs", None, S, 0, {"charset": "AFMR", "fonts": ["DejaVuSans"]}, None))
+    assert ds.sdf is not None
+    first = [int((ds.labels == i).nonzero()[0]) for i in range(len(ds.classes))]
+    config = {"latent_dim": 2, "num_classes": 4, "image_size": S, "target": "sdf"}
+    meta = {"family": "gan", "config": config, "classes": ds.classes,
+            "sdf_spread_px": ds.sdf_spread_px}  # fmt: skip
+    spec = {"mode": "title", "text": "FARM", "hold": 3, "transition": 2, "width": 512,
+            "height": 512, "batch_size": 5, "colors": {"fill": "#f5c542"}}  # fmt: skip
+    job = RenderJob(spec, _ExactFields(ds.sdf[first]), meta, 18, torch.device("cpu"), Path("/x"))
+    frames = np.concatenate(list(MODES["title"](job, list(range(18)))))
+    assert frames.shape == (18, 512, 512, 3)
+    for held in (0, 5, 10, 15):  # F, A, R, M
+        coverage = torch.from_numpy(frames[held, ..., 1].astype(np.float32)) / GOLD[1]
+        inside = coverage > 0.5
+        crossings = (inside[1:] != inside[:-1]).sum() + (inside[:, 1:] != inside[:, :-1]).sum()
+        length = float(crossings) * math.pi / 4  # Cauchy-Crofton: the edge's length
+        assert edge_width(coverage, length) <= 1.5
