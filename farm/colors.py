@@ -67,6 +67,8 @@ def allowed_options(info: ModelInfo) -> frozenset[str] | None:
 
 
 def _why_not(info: ModelInfo, option: str) -> str:
+    if info.family == "lstm":
+        return "a rollout shows its frame VAE's grey frames and takes no colour options"
     if info.channels == 3:
         return "an RGB pixel model renders its own colours and takes no colour options"
     if info.channels == 4:
@@ -90,6 +92,8 @@ def colour_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
     model cannot use (see the module docstring for what each model takes)."""
     out: list[tuple[str, str]] = []
     allowed = allowed_options(info)
+    if spec.mode == "rollout":  # the LSTM's frame VAE renders grey frames as they are
+        allowed = frozenset()
     for where, section in _sections(spec):
         for option, value in section.items():
             if option in COLOR_FIELDS:

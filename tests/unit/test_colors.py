@@ -105,3 +105,10 @@ def test_each_shot_renders_its_colours_over_the_specs() -> None:
 )
 def test_output_channels(info: ModelInfo, looks: list[dict[str, str]], channels: int) -> None:
     assert output_channels(info, looks) == channels
+
+
+def test_a_rollout_takes_no_colours() -> None:
+    lstm = ModelInfo("lstm", False, 0, 16)
+    spec = _spec(mode="rollout", frames="1-10", colors={"fill": "#fff"})
+    (field, reason), *_ = colour_problems(spec, lstm)
+    assert field == "colors.fill" and "rollout" in reason
