@@ -19,7 +19,7 @@ from typing import Any
 from farm.charset import DEFAULT_CHARSET, parse_charset
 
 ENTRY_POINT_GROUP = "farm.models"
-RENDER_MODES = ("latent_walk", "storyboard", "rollout", "sample_grid")
+RENDER_MODES = ("latent_walk", "storyboard", "title", "rollout", "sample_grid")
 # Labelled data sets: only these can train a conditional model. ``glyphs:<folder>`` too.
 LABELLED = frozenset({"digits", "glyphs", "sprites"})
 NUM_CLASSES = 10  # of the digits
@@ -76,7 +76,7 @@ BUILTIN: dict[str, FamilyInfo] = {
         "vae",
         VAE_DEFAULTS,
         unit="epochs",
-        modes=frozenset({"latent_walk", "storyboard", "sample_grid"}),
+        modes=frozenset({"latent_walk", "storyboard", "title", "sample_grid"}),
         datasets=_IMAGE_SETS,
         checkpoint_every=5,
     ),
@@ -84,7 +84,7 @@ BUILTIN: dict[str, FamilyInfo] = {
         "gan",
         GAN_DEFAULTS,
         unit="steps",
-        modes=frozenset({"latent_walk", "storyboard", "sample_grid"}),
+        modes=frozenset({"latent_walk", "storyboard", "title", "sample_grid"}),
         datasets=_IMAGE_SETS,
         conditional=True,
         checkpoint_every=200,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from farm.colors import colour_problems
 from farm.config import Settings
 from farm.errors import JobNotFound, SpecError
 from farm.families import (
@@ -26,7 +27,7 @@ from farm.families import (
 from farm.inputs import OutsideInputRoots, confine_input, dataset_input, input_roots
 from farm.models import Job
 from farm.outputs import OutsideOutputRoot, confine, default_output
-from farm.specs import MAX_ID, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
+from farm.specs import MAX_ID, ClassKeyframe, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
 
 
 def find_job(session: Session, ref: str | int) -> Job:
@@ -199,7 +200,8 @@ def _sidecar(readable: tuple[Path, ...], checkpoint: Path) -> dict[str, Any] | N
 
 
 def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
-    """What the checkpoint's family, classes and latent size rule out for this render."""
+    """What the checkpoint's family, classes, styles, latent size and colours rule out for
+    this render."""
     family = BUILTIN.get(info.family)
     if family is None:
         return []  # a plugin family: its worker-side mode decides
@@ -210,22 +212,75 @@ def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
     if spec.mode == "storyboard":
         if not info.conditional:
             out.append(("storyboard", f"needs a conditional model; this {info.family} is not"))
-        for i, shot in enumerate(spec.storyboard or []):
-            if info.conditional and shot.class_ >= info.num_classes:
-                out.append(
-                    (f"storyboard.{i}.class", f"the model knows classes 0..{info.num_classes - 1}")
+        else:
+            for i, shot in enumerate(spec.storyboard or []):
+                reason = class_problem(shot.class_, info)
+                if reason:
+                    out.append((f"storyboard.{i}.class", reason))
+    if spec.mode == "title":
+        if not info.conditional:
+            out.append(
+                (
+                    "mode",
+                    f"a title needs a conditional model (cVAE or cGAN); this {info.family} is not",
                 )
+            )
+        elif spec.text is not None:
+            missing = [c for c in dict.fromkeys(spec.text) if c != " " and c not in info.classes]
+            if missing:
+                chars = ", ".join(repr(c) for c in missing)
+                out.append(("text", f"{chars} not in the model's charset ({_charset(info)})"))
     if spec.mode == "latent_walk":
-        for i, key in enumerate(spec.keyframes):
-            if isinstance(key, bool):
-                continue
-            if isinstance(key, int) and key >= info.num_classes:
-                known = f"0..{info.num_classes - 1}" if info.num_classes else "no classes"
-                out.append((f"keyframes.{i}", f"class {key}: the model knows {known}"))
-            want = info.latent_dim
-            if isinstance(key, LatentKeyframe) and want is not None and len(key.latent) != want:
-                got = len(key.latent)
-                out.append((f"keyframes.{i}", f"latent has {got} values; the model's has {want}"))
+        out += _keyframe_problems(spec, info)
+    return out + colour_problems(spec, info)
+
+
+def _charset(info: ModelInfo) -> str:
+    if not info.classes:
+        return f"classes 0..{info.num_classes - 1}" if info.num_classes else "no classes"
+    text = "".join(info.classes) if all(len(c) == 1 for c in info.classes) else None
+    shown = text if text is not None else ", ".join(info.classes)
+    return shown if len(shown) <= 120 else shown[:117] + "..."
+
+
+def class_problem(ref: int | str, info: ModelInfo) -> str | None:
+    """Why the model cannot show class ``ref`` (a label index or a class name), or None."""
+    if isinstance(ref, str):
+        if ref not in info.classes:
+            return f"{ref!r} is not in the model's charset ({_charset(info)})"
+        return None
+    if ref >= info.num_classes:
+        known = f"0..{info.num_classes - 1}" if info.num_classes else "no classes"
+        return f"class {ref}: the model knows {known}"
+    return None
+
+
+def _keyframe_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for i, key in enumerate(spec.keyframes):
+        if isinstance(key, bool):
+            continue
+        if isinstance(key, int):
+            reason = class_problem(key, info)
+            if reason:
+                out.append((f"keyframes.{i}", reason))
+        if isinstance(key, ClassKeyframe):
+            reason = class_problem(key.class_, info)
+            if reason:
+                out.append((f"keyframes.{i}.class", reason))
+            if key.style is not None:
+                if info.family != "vae":
+                    why = f"styles need a VAE with style_means; a {info.family} has none"
+                    out.append((f"keyframes.{i}.style", why))
+                elif info.styles and key.style not in info.styles:
+                    known = ", ".join(info.styles)
+                    out.append(
+                        (f"keyframes.{i}.style", f"{key.style!r}: the model's styles are {known}")
+                    )
+        want = info.latent_dim
+        if isinstance(key, LatentKeyframe) and want is not None and len(key.latent) != want:
+            got = len(key.latent)
+            out.append((f"keyframes.{i}", f"latent has {got} values; the model's has {want}"))
     return out
 
 

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from farm.colors import parse_color
 from farm.errors import SpecError
 from farm.families import BUILTIN, LABELLED, family_info, is_labelled, known_families
 from farm.formats import RULES, UnknownFormat, format_for_path, get_rules
@@ -245,17 +246,56 @@ class TrainSpec(_Spec):
         return out
 
 
+ClassRef = (
+    Annotated[int, Field(ge=0, le=1_000_000)] | Annotated[str, Field(min_length=1, max_length=64)]
+)
+"""A class by label index (``3``) or by name (``"A"``; quote digits in YAML: ``"3"``)."""
+
+
+class Colors(BaseModel):
+    """Colours (CSS-style strings) and widths (output pixels) for shading an SDF model, for
+    tinting a grey model and as the background of an RGBA model (docs/specs.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fill: str | None = Field(default=None, description="the shape (default white)")
+    outline: str | None = Field(default=None, description="a band outside the edge")
+    glow: str | None = Field(default=None, description="a soft halo outside the edge")
+    shadow: str | None = Field(default=None, description="the shape again, offset, beneath")
+    background: str | None = Field(default=None, description="default opaque black")
+    outline_px: float | None = Field(default=None, ge=0, le=512)
+    glow_px: float | None = Field(default=None, gt=0, le=1024)
+    shadow_offset: tuple[float, float] | None = Field(
+        default=None, description="(x, y) in output pixels, +y down"
+    )
+
+    @field_validator("fill", "outline", "glow", "shadow", "background")
+    @classmethod
+    def _color(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_color(v)  # a ColorError is a ValueError: pydantic names the field
+        return v
+
+    @field_validator("shadow_offset")
+    @classmethod
+    def _offset(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and max(abs(v[0]), abs(v[1])) > 1024:
+            raise ValueError("a shadow offset is at most 1024 output pixels each way")
+        return v
+
+
 class Shot(BaseModel):
     """One storyboard shot: hold a class for ``hold`` frames, then morph into the next shot's
-    class over ``transition`` frames (the last shot's transition is ignored)."""
+    class (and colours) over ``transition`` frames (the last shot's transition is ignored)."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
     )
 
-    class_: int = Field(alias="class", ge=0, le=1_000_000)
+    class_: ClassRef = Field(alias="class")
     hold: int = Field(ge=1, le=1_000_000)
     transition: int = Field(default=0, ge=0, le=1_000_000)
+    colors: Colors | None = None
 
 
 class LatentKeyframe(BaseModel):
@@ -266,7 +306,68 @@ class LatentKeyframe(BaseModel):
     latent: list[float] = Field(min_length=1, max_length=512)
 
 
-Keyframe = int | str | LatentKeyframe
+class ClassKeyframe(BaseModel):
+    """A keyframe named by class, and optionally by style: ``{class: "A", style: "cmr10"}``
+    is that character in that font (a VAE's ``style_means``), so a walk of such keyframes
+    morphs one letter through fonts."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    class_: ClassRef = Field(alias="class")
+    style: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+Keyframe = int | str | LatentKeyframe | ClassKeyframe
+
+
+def title_shots(
+    text: str, total: int, hold: int | None = None, transition: int | None = None
+) -> list[tuple[str, int, int]]:
+    """``(character, hold, transition)`` per letter of a title over ``total`` frames.
+
+    A space is a pause, not a shot: the letter before it holds one more hold's worth of
+    frames (leading spaces are dropped). Given both ``hold`` and ``transition``, the title
+    must be exactly ``total`` frames long. Given one, the other is derived; given neither,
+    holds and transitions share the range 3 : 2. Frames left over by the rounding go to
+    the holds, one each from the first letter on. Raises ValueError naming what is wrong.
+    """
+    letters: list[list[Any]] = []  # [character, hold units]
+    for ch in text:
+        if ch == " ":
+            if letters:
+                letters[-1][1] += 1
+        else:
+            letters.append([ch, 1])
+    if not letters:
+        raise ValueError("a title needs at least one character that is not a space")
+    units = sum(u for _, u in letters)
+    gaps = len(letters) - 1
+    if hold is not None and transition is not None:
+        want = hold * units + transition * gaps
+        if want != total:
+            raise ValueError(
+                f"hold {hold} and transition {transition} make {want} frames; the range has {total}"
+            )
+        return [(c, hold * u, transition if i < gaps else 0) for i, (c, u) in enumerate(letters)]
+    if transition is None:
+        if hold is not None:
+            transition = (total - hold * units) // gaps if gaps else 0
+        else:
+            transition = (2 * total) // (3 * units + 2 * gaps) if gaps else 0
+    rest = total - transition * gaps
+    if transition < 0 or rest < units:
+        raise ValueError(
+            f"{total} frames are too few for {len(letters)} letters: each needs a frame to hold"
+        )
+    base, extra = divmod(rest, units)
+    out, unit = [], 0
+    for i, (c, u) in enumerate(letters):
+        h = sum(base + (1 if unit + k < extra else 0) for k in range(u))
+        unit += u
+        out.append((c, h, transition if i < gaps else 0))
+    return out
 
 
 class RenderSpec(_Spec):
@@ -277,7 +378,7 @@ class RenderSpec(_Spec):
     checkpoint: str = Field(
         description="'job:<train job id or name>' (waits for it) or a .safetensors path"
     )
-    mode: Literal["latent_walk", "storyboard", "rollout", "sample_grid"] = "latent_walk"
+    mode: Literal["latent_walk", "storyboard", "title", "rollout", "sample_grid"] = "latent_walk"
     frames: str | None = Field(
         default=None, description="frame range: 1-240, 1-240x2, 1,5,10-20 (not for sample_grid)"
     )
@@ -304,6 +405,14 @@ class RenderSpec(_Spec):
         default_factory=lambda: list[Keyframe](range(10)), min_length=1, max_length=10_000
     )
     storyboard: list[Shot] | None = Field(default=None, min_length=1, max_length=10_000)
+    text: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="title: the word(s) to morph"
+    )
+    hold: int | None = Field(default=None, ge=1, le=1_000_000, description="title: per letter")
+    transition: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="title: frames between letters"
+    )
+    colors: Colors | None = Field(default=None, description="fill, outline, background...")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="noise / rollout clip seed")
     seed_frames: int = Field(default=4, ge=1, le=10_000, description="rollout: true frames")
     columns: int = Field(default=10, ge=1, le=100, description="sample_grid: tiles per row")
@@ -333,7 +442,7 @@ class RenderSpec(_Spec):
     @classmethod
     def _keys(cls, v: list[Keyframe]) -> list[Keyframe]:
         for i, k in enumerate(v):
-            if isinstance(k, LatentKeyframe):
+            if isinstance(k, LatentKeyframe | ClassKeyframe):
                 continue
             if isinstance(k, int):
                 if k < 0:
@@ -375,6 +484,7 @@ class RenderSpec(_Spec):
                 out.append(
                     ("frames", f"the storyboard is {want} frames long but the range has {got}")
                 )
+        out += self._title_problems()
         if self.mode == "rollout" and len(self.frame_list()) <= self.seed_frames:
             out.append(("frames", f"a rollout needs more than seed_frames ({self.seed_frames})"))
         if self.mode == "sample_grid":
@@ -385,6 +495,23 @@ class RenderSpec(_Spec):
             if path and not path.lower().endswith(".png"):
                 out.append(("output", "a sample grid is written as a .png"))
         return out
+
+    def _title_problems(self) -> list[tuple[str, str]]:
+        if self.mode != "title":
+            return [
+                (f, f"only mode 'title' uses it, not {self.mode!r}")
+                for f in ("text", "hold", "transition")
+                if getattr(self, f) is not None
+            ]
+        if self.text is None:
+            return [("text", "mode 'title' needs the text to morph through")]
+        if self.frames is None:
+            return []
+        try:
+            title_shots(self.text, len(self.frame_list()), self.hold, self.transition)
+        except ValueError as e:
+            return [("text" if "space" in str(e) else "frames", str(e))]
+        return []
 
     def output_plan(self, name: str) -> tuple[str, str, dict[str, Any]]:
         """(format, path under the output root, codec options) with defaults filled in."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.models.vae import ConvVAE
+from workers.shading import Look, Palette, over_background, shade_sdf, tint_grey
 
 _SEED_PREFIX = "seed:"
 
@@ -142,6 +145,60 @@ def fast_inference(
         yield model
 
 
+@dataclass(frozen=True)
+class FrameStyle:
+    """How decoded images become frames: what the decoder outputs (``target`` pixels or
+    sdf, ``channels``), how many channels the frames have (1 grey, 3 RGB, 4 RGBA) and each
+    frame's :class:`~workers.shading.Look`, in the order of the latents (one look for all
+    frames when there is one). The default is today's grey path."""
+
+    target: str = "pixels"
+    channels: int = 1
+    out_channels: int = 1
+    spread_px: float = 4.0
+    looks: Sequence[Look] = (Look(),)
+
+    def palette(self, start: int, count: int, device: torch.device) -> Palette:
+        if len(self.looks) == 1:
+            return Palette.of([self.looks[0]] * count, device)
+        return Palette.of(self.looks[start : start + count], device)
+
+
+GREY = FrameStyle()
+
+
+def finish_frames(
+    img: torch.Tensor, width: int, height: int, style: FrameStyle, start: int = 0
+) -> torch.Tensor:
+    """Decoded images ``(B, C, S, S)`` (frames ``start..start+B`` of the render) as uint8
+    frames on their device: ``(B, H, W)`` grey or ``(B, H, W, 3 | 4)``.
+
+    Pixels are upsampled bicubically (which overshoots, hence the clamps); an RGBA model's
+    colour is premultiplied first, so its transparent pixels' colour cannot bleed into the
+    edges. An SDF is shaded (:func:`workers.shading.shade_sdf`).
+    """
+    size = (height, width)
+    if style.target == "sdf":
+        pal = style.palette(start, img.shape[0], img.device)
+        return shade_sdf(img, height, width, pal, spread_px=style.spread_px,
+                         channels=style.out_channels)  # fmt: skip
+    if img.shape[1] == 4:
+        premult = torch.cat([img[:, :3] * img[:, 3:4], img[:, 3:4]], dim=1)  # (B, 4, S, S)
+        up = F.interpolate(premult, size=size, mode="bicubic", align_corners=False)
+        alpha = up[:, 3:4].clamp_(0.0, 1.0)
+        rgb = torch.minimum(up[:, :3].clamp_(min=0.0), alpha)  # (B, 3, H, W)
+        pal = style.palette(start, img.shape[0], img.device)
+        return over_background(torch.cat([rgb, alpha], dim=1), pal, style.out_channels)
+    up = F.interpolate(img, size=size, mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
+    if img.shape[1] == 1 and style.out_channels > 1:
+        pal = style.palette(start, img.shape[0], img.device)
+        return tint_grey(up, pal, style.out_channels)
+    frames = up.mul_(255.0).round_().to(torch.uint8)  # (B, C, H, W)
+    if img.shape[1] == 1:
+        return frames[:, 0]  # (B, H, W)
+    return frames.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C)
+
+
 def _render(
     decode: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
     model: nn.Module,
@@ -152,6 +209,7 @@ def _render(
     batch_size: int,
     device: torch.device | str,
     fast: bool,
+    style: FrameStyle,
 ) -> Iterator[np.ndarray]:
     if width < 1 or height < 1:
         raise ValueError(f"width and height must be >= 1, got {width}x{height}")
@@ -161,6 +219,8 @@ def _render(
         raise ValueError(
             f"{latents.shape[0]} latents but {conditions.shape[0]} labels / class weights"
         )
+    if len(style.looks) not in (1, latents.shape[0]):
+        raise ValueError(f"{latents.shape[0]} latents but {len(style.looks)} looks")
     dev = torch.device(device)
     with fast_inference(model, dev, plain=not fast):
         for start in range(0, latents.shape[0], batch_size):
@@ -168,10 +228,9 @@ def _render(
             cond = None
             if conditions is not None:
                 cond = conditions[start : start + batch_size].to(dev)
-            img = decode(z, cond).float()  # (B, 1, S, S)
-            img = F.interpolate(img, size=(height, width), mode="bicubic", align_corners=False)
-            img = img.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-            yield np.ascontiguousarray(img[:, 0].cpu().numpy())  # (B, H, W)
+            img = decode(z, cond).float()  # (B, C, S, S)
+            frames = finish_frames(img, width, height, style, start)
+            yield np.ascontiguousarray(frames.cpu().numpy())  # (B, H, W) or (B, H, W, C)
 
 
 def render_frames(
@@ -184,8 +243,10 @@ def render_frames(
     device: torch.device | str = "cpu",
     labels: torch.Tensor | None = None,
     fast: bool = False,
+    style: FrameStyle = GREY,
 ) -> Iterator[np.ndarray]:
-    """Decode ``latents`` (N, D) and yield uint8 grayscale frames ``(B, height, width)``.
+    """Decode ``latents`` (N, D) and yield uint8 frames ``(B, height, width)`` (grey) or
+    ``(B, height, width, 3 | 4)`` as ``style`` says (:func:`finish_frames`).
 
     Yielding batches lets the caller stream frames into an encoder without holding a whole
     high-resolution render in memory. Bicubic upsampling overshoots, hence the clamp.
@@ -203,6 +264,7 @@ def render_frames(
         batch_size,
         device,
         fast,
+        style,
     )
 
 
@@ -216,9 +278,10 @@ def render_gan_frames(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     fast: bool = False,
+    style: FrameStyle = GREY,
 ) -> Iterator[np.ndarray]:
     """Run a (conditional) generator on noise ``z`` (N, D) with labels (N,) or class weights
-    (N, C) and yield uint8 frames ``(B, height, width)``, like :func:`render_frames`."""
+    (N, C) and yield uint8 frames, like :func:`render_frames`."""
     return _render(
         lambda zz, c: generator(zz, c),
         generator,
@@ -229,6 +292,7 @@ def render_gan_frames(
         batch_size,
         device,
         fast,
+        style,
     )
 
 
@@ -288,7 +352,7 @@ def one_hot_weights(labels: Sequence[int] | torch.Tensor, num_classes: int) -> t
 
 
 def parse_storyboard(
-    shots: Sequence[Mapping[str, int]], num_classes: int = 10
+    shots: Sequence[Mapping[str, Any]], num_classes: int = 10
 ) -> list[tuple[int, int, int]]:
     """Validate shots ``{"class": c, "hold": frames, "transition": frames}`` into
     ``(class, hold, transition)`` tuples; errors name the shot and field.
@@ -301,7 +365,7 @@ def parse_storyboard(
         raise ValueError("a storyboard needs at least one shot")
     out = []
     for i, shot in enumerate(shots):
-        unknown = set(shot) - {"class", "hold", "transition"}
+        unknown = set(shot) - {"class", "hold", "transition", "colors"}
         if unknown:
             raise ValueError(f"shot {i}: unknown field(s) {sorted(unknown)}")
         vals = {}
@@ -316,10 +380,18 @@ def parse_storyboard(
     return out
 
 
-def storyboard_length(shots: Sequence[Mapping[str, int]]) -> int:
+def storyboard_length(shots: Sequence[Mapping[str, Any]]) -> int:
     """Total frames: every hold plus every transition but the last shot's."""
     plan = parse_storyboard(shots, num_classes=1 << 30)
     return sum(h for _, h, _ in plan) + sum(t for _, _, t in plan[:-1])
+
+
+def storyboard_place(shots: Sequence[Mapping[str, Any]], position: int) -> tuple[int, float]:
+    """``(shot index, t)`` for frame ``position``: holding shot ``i`` (``t == 0``) or eased
+    ``t`` of the way from shot ``i`` to ``i + 1`` (as :func:`storyboard_frame`); for
+    per-shot colours."""
+    i, u = _locate(parse_storyboard(shots, num_classes=1 << 30), position)
+    return i, u * u * (3.0 - 2.0 * u)
 
 
 def _locate(plan: Sequence[tuple[int, int, int]], position: int) -> tuple[int, float]:
@@ -342,7 +414,7 @@ def _locate(plan: Sequence[tuple[int, int, int]], position: int) -> tuple[int, f
 
 
 def storyboard_frame(
-    shots: Sequence[Mapping[str, int]], position: int, num_classes: int = 10
+    shots: Sequence[Mapping[str, Any]], position: int, num_classes: int = 10
 ) -> tuple[int, int, float]:
     """``(class_a, class_b, t)`` for frame ``position``: show ``(1 - t) * a + t * b``.
 
@@ -358,7 +430,7 @@ def storyboard_frame(
 
 
 def storyboard_class_weights(
-    shots: Sequence[Mapping[str, int]], positions: Sequence[int], num_classes: int = 10
+    shots: Sequence[Mapping[str, Any]], positions: Sequence[int], num_classes: int = 10
 ) -> torch.Tensor:
     """Class weights ``(P, num_classes)`` for conditional models, row ``i`` from
     :func:`storyboard_frame` at ``positions[i]``."""
@@ -371,7 +443,7 @@ def storyboard_class_weights(
 
 
 def storyboard_latents(
-    shots: Sequence[Mapping[str, int]],
+    shots: Sequence[Mapping[str, Any]],
     positions: Sequence[int],
     latent_dim: int,
     *,
@@ -396,7 +468,7 @@ def storyboard_latents(
     return torch.stack(rows)  # (P, D)
 
 
-def storyboard_keyframes(shots: Sequence[Mapping[str, int]], num_classes: int = 10) -> list[int]:
+def storyboard_keyframes(shots: Sequence[Mapping[str, Any]], num_classes: int = 10) -> list[int]:
     """Positions of the held frames, whose requested class is unambiguous (for scoring)."""
     total = storyboard_length(shots)
     return [p for p in range(total) if storyboard_frame(shots, p, num_classes)[2] == 0.0]
@@ -448,21 +520,25 @@ def class_walk(classes: list[int], positions: Sequence[int], total: int, n: int)
 
 
 def sample_grid(images: np.ndarray, cols: int, *, pad: int = 1, fill: int = 0) -> np.ndarray:
-    """Tile uint8 images ``(N, H, W)`` into a contact sheet ``(H', W')`` with ``cols``
-    columns and ``pad`` pixels of ``fill`` between tiles (and none around the edge).
+    """Tile uint8 images ``(N, H, W)`` or ``(N, H, W, C)`` into a contact sheet ``(H', W')``
+    (or ``(H', W', C)``) with ``cols`` columns and ``pad`` pixels of ``fill`` between tiles
+    (and none around the edge); an alpha channel's padding is opaque.
 
     A short last row is padded with ``fill``, so the sheet is always a full rectangle.
     """
-    if images.ndim != 3:
-        raise ValueError(f"images must be (N, H, W), got {images.shape}")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (3, 4)):
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, 3 | 4), got {images.shape}")
     if cols < 1 or pad < 0:
         raise ValueError("cols must be >= 1 and pad >= 0")
-    n, h, w = images.shape
+    n, h, w = images.shape[:3]
     if n == 0:
         raise ValueError("no images to tile")
     cols = min(cols, n)
     rows = -(-n // cols)
-    sheet = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), fill, np.uint8)
+    shape = (rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, *images.shape[3:])
+    sheet = np.full(shape, fill, np.uint8)
+    if images.ndim == 4 and images.shape[3] == 4:
+        sheet[..., 3] = 255
     for i in range(n):
         r, c = divmod(i, cols)
         y, x = r * (h + pad), c * (w + pad)

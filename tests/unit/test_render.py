@@ -8,13 +8,16 @@ import torch
 
 from workers.models.vae import ConvVAE, VAEConfig
 from workers.render import (
+    FrameStyle,
     class_means,
     ease,
     keyframe_latents,
     render_frames,
+    render_gan_frames,
     slerp,
     walk_latents,
 )
+from workers.shading import Look
 
 
 def _keys(k: int = 4, d: int = 8) -> torch.Tensor:
@@ -131,3 +134,72 @@ def test_class_means(model: ConvVAE) -> None:
         mu, _ = model.encode(images)
     assert torch.allclose(means[1], mu[labels == 1].mean(0), atol=1e-5)
     assert torch.equal(means[3], torch.zeros(4))
+
+
+# -- colour and SDF frames (issue 12) ------------------------------------------------------
+
+
+class StandIn(torch.nn.Module):
+    """A decoder of the shape the models will have: latents (B, D) to (B, C, S, S) in [0, 1]
+    (sigmoid) or an SDF in [-1, 1] (tanh); generator-style ``(z, labels)``."""
+
+    def __init__(self, d: int, c: int, s: int, *, sdf: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.c, self.s, self.sdf = c, s, sdf
+        self.lin = torch.nn.Linear(d, c * s * s)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.lin(z).view(-1, self.c, self.s, self.s)  # (B, C, S, S)
+        return torch.tanh(x) if self.sdf else torch.sigmoid(x)
+
+
+Z = torch.randn(6, 4, generator=torch.Generator().manual_seed(9))
+
+
+def _frames(model: torch.nn.Module, style: FrameStyle, batch_size: int = 4) -> np.ndarray:
+    return np.concatenate(list(render_gan_frames(model, Z, None, 40, 24, batch_size=batch_size,
+                                                 style=style)))  # fmt: skip
+
+
+def test_rgb_models_render_rgb_frames_upsampled_per_channel() -> None:
+    model = StandIn(4, 3, 8)
+    frames = _frames(model, FrameStyle(channels=3, out_channels=3))
+    assert frames.shape == (6, 24, 40, 3) and frames.dtype == np.uint8
+    with torch.no_grad():
+        up = torch.nn.functional.interpolate(model(Z), size=(24, 40), mode="bicubic")
+    ref = up.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(frames, ref)
+
+
+def test_rgba_models_keep_alpha_or_lie_over_the_background() -> None:
+    model = StandIn(4, 4, 8)
+    rgba = _frames(
+        model, FrameStyle(channels=4, out_channels=4, looks=(Look(background=(0, 0, 0, 0)),))
+    )
+    assert rgba.shape == (6, 24, 40, 4) and 0 < rgba[..., 3].mean() < 255
+    over = _frames(model, FrameStyle(channels=4, out_channels=3, looks=(Look(),)))
+    assert over.shape == (6, 24, 40, 3)
+    # Over black, a pixel shows its colour times its alpha.
+    a = rgba[..., 3:].astype(float) / 255
+    assert np.abs(over.astype(float) - rgba[..., :3] * a).max() <= 2.0
+
+
+def test_a_white_on_black_tint_is_the_grey_frame() -> None:
+    model = StandIn(4, 1, 8)
+    grey = _frames(model, FrameStyle())
+    tinted = _frames(model, FrameStyle(out_channels=3))
+    assert grey.shape == (6, 24, 40) and tinted.shape == (6, 24, 40, 3)
+    assert np.array_equal(tinted, np.repeat(grey[..., None], 3, axis=3))
+
+
+def test_sdf_frames_are_shaded_and_the_same_in_any_chunking() -> None:
+    model = StandIn(4, 1, 8, sdf=True)
+    looks = tuple(Look(fill=(1.0, i / 6, 0.0, 1.0), outline=(0, 0, 1, 1)) for i in range(6))
+    style = FrameStyle(target="sdf", out_channels=3, looks=looks)
+    whole = _frames(model, style, batch_size=6)
+    assert whole.shape == (6, 24, 40, 3)
+    assert np.array_equal(whole, _frames(model, style, batch_size=4))
+    assert np.array_equal(whole, _frames(model, style, batch_size=1))
+    with pytest.raises(ValueError, match="looks"):
+        _frames(model, FrameStyle(target="sdf", out_channels=3, looks=looks[:2]))

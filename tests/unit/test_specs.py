@@ -349,3 +349,79 @@ def test_a_nul_character_anywhere_is_refused_naming_where(extra: dict, where: st
     with pytest.raises(SpecError) as e:
         parse_spec({"kind": "train", **extra})
     assert any(where in f"{f}: {r}" for f, r in e.value.problems), e.value.problems
+
+
+# --- colours, class names, titles, font walks (issue 12) ------------------------------
+
+
+def test_colours_and_named_classes_parse() -> None:
+    spec = parse_spec(
+        _render(
+            mode="storyboard",
+            frames="1-5",
+            colors={"fill": "#f5c542", "background": "#1b1f3b", "outline_px": 2},
+            storyboard=[
+                {"class": "A", "hold": 2, "transition": 2},
+                {"class": 3, "hold": 1, "colors": {"fill": "#ffffff80"}},
+            ],
+        )
+    )
+    assert isinstance(spec, RenderSpec) and spec.storyboard is not None
+    assert spec.storyboard[0].class_ == "A" and spec.storyboard[1].class_ == 3
+    stored = spec.model_dump(mode="json")
+    assert stored["storyboard"][1]["colors"]["fill"] == "#ffffff80"
+    assert stored["colors"]["outline_px"] == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"colors": {"fill": "goldish"}}, "colors.fill"),
+        ({"colors": {"background": "#12345"}}, "colors.background"),
+        ({"colors": {"stroke": "#fff"}}, "colors.stroke"),
+        ({"colors": {"outline_px": -1}}, "colors.outline_px"),
+        ({"colors": {"shadow_offset": [5000, 0]}}, "colors.shadow_offset"),
+    ],
+)
+def test_bad_colours_are_named(changes: dict[str, Any], field: str) -> None:
+    assert [f for f, _ in _problems(_render(**changes))] == [field]
+
+
+def test_a_shots_bad_colour_is_named_under_the_shot() -> None:
+    shots = [{"class": 0, "hold": 1, "colors": {"fill": "nope"}}]
+    problems = _problems(_render(mode="storyboard", frames="1", storyboard=shots))
+    assert problems[0][0] == "storyboard.0.colors.fill" and "not a colour" in problems[0][1]
+
+
+def test_title_spec_parses_and_checks_its_fields() -> None:
+    spec = parse_spec(_render(mode="title", text="FARM", frames="1-48"))
+    assert isinstance(spec, RenderSpec) and spec.text == "FARM"
+    assert [f for f, _ in _problems(_render(mode="title"))] == ["text"]
+    assert [f for f, _ in _problems(_render(mode="title", text="   "))] == ["text"]
+    assert [f for f, _ in _problems(_render(text="FARM"))] == ["text"]
+    assert [f for f, _ in _problems(_render(mode="title", text="FARM", frames="1-3"))] == ["frames"]
+    wrong = _render(mode="title", text="AB", hold=10, transition=5, frames="1-20")
+    assert [f for f, _ in _problems(wrong)] == ["frames"]
+    assert parse_spec(_render(mode="title", text="AB", hold=10, transition=5, frames="1-25"))
+
+
+def test_title_shots_split_the_range() -> None:
+    from farm.specs import title_shots
+
+    assert title_shots("FARM", 48) == [("F", 9, 5), ("A", 8, 5), ("R", 8, 5), ("M", 8, 0)]
+    # A space doubles the hold of the letter before it.
+    plan = title_shots("AB C", 40, transition=4)
+    assert [c for c, _, _ in plan] == ["A", "B", "C"] and plan[1][1] == 2 * plan[0][1]
+    assert sum(h + t for _, h, t in plan) == 40
+    assert title_shots("A", 7) == [("A", 7, 0)]
+    for total in range(3, 60):
+        assert sum(h + t for _, h, t in title_shots("XYZ", total)) == total
+
+
+def test_style_keyframes_parse() -> None:
+    spec = parse_spec(
+        _render(keyframes=[{"class": "A", "style": "DejaVuSans"}, {"class": "A", "style": "cmr10"}])
+    )
+    assert isinstance(spec, RenderSpec)
+    stored = spec.model_dump(mode="json")["keyframes"]
+    assert stored == [{"class": "A", "style": "DejaVuSans"}, {"class": "A", "style": "cmr10"}]

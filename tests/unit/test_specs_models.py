@@ -164,3 +164,54 @@ def test_a_glyph_spec_names_its_charset_as_classes() -> None:
     spec = {"model": "vae", "dataset": "glyphs", "charset": "A-C", "conditional": True}
     info = info_from_train_spec(spec)
     assert info.classes == ("A", "B", "C") and info.num_classes == 3
+
+
+GLYPHS = {"model": "vae", "dataset": "glyphs", "charset": "A-Z", "conditional": True}
+
+
+def raw_problems(spec: dict[str, object], train: dict[str, object]) -> list[str]:
+    """As :func:`problems`, from a train spec as stored (data sets the train side adds)."""
+    r = parse_spec(spec)
+    assert isinstance(r, RenderSpec)
+    return [f for f, _ in model_problems(r, info_from_train_spec(train))]
+
+
+def test_a_character_outside_the_charset_is_refused_by_name() -> None:
+    shots = [{"class": c, "hold": 1} for c in "ABCé"]
+    spec = parse_spec(render(mode="storyboard", storyboard=shots, frames="1-4"))
+    assert isinstance(spec, RenderSpec)
+    found = model_problems(spec, info_from_train_spec(GLYPHS))
+    assert [f for f, _ in found] == ["storyboard.3.class"]
+    assert "'é'" in found[0][1] and "ABCDEFGHIJKLMNOPQRSTUVWXYZ" in found[0][1]
+    title = parse_spec(render(mode="title", text="FARM 9", frames="1-40"))
+    assert isinstance(title, RenderSpec)
+    (field, reason), *rest = model_problems(title, info_from_train_spec(GLYPHS))
+    assert (field, rest) == ("text", []) and "'9'" in reason
+
+
+def test_a_title_needs_a_conditional_model() -> None:
+    assert problems(render(mode="title", text="42", frames="1-20"), {}) == ["mode"]
+    assert problems(render(mode="title", text="42", frames="1-20"), {"conditional": True}) == []
+
+
+def test_a_style_the_model_lacks_is_refused() -> None:
+    meta = {"family": "vae", "config": {"latent_dim": 8, "num_classes": 26},
+            "classes": [chr(c) for c in range(65, 91)], "style_names": ["DejaVuSans", "cmr10"],
+            "style_means": [[0.0] * 8, [1.0] * 8]}  # fmt: skip
+    keys = [{"class": "A", "style": "DejaVuSans"}, {"class": "A", "style": "Comic"}]
+    spec = parse_spec(render(keyframes=keys))
+    assert isinstance(spec, RenderSpec)
+    found = model_problems(spec, info_from_metadata(meta))
+    assert [f for f, _ in found] == ["keyframes.1.style"] and "cmr10" in found[0][1]
+    gan_ = {"model": "gan", "dataset": "glyphs", "charset": "A-Z", "conditional": True}
+    assert raw_problems(render(keyframes=keys[:1]), gan_) == ["keyframes.0.style"]
+
+
+def test_colour_options_the_model_cannot_use_are_refused() -> None:
+    outline = render(colors={"fill": "#f5c542", "outline": "#fff"})
+    assert raw_problems(outline, GLYPHS) == ["colors.outline"]
+    assert raw_problems(outline, {**GLYPHS, "target": "sdf"}) == []
+    sprites = {"model": "vae", "dataset": "sprites"}
+    assert raw_problems(render(keyframes=[0], colors={"background": "#000"}), sprites) == [
+        "colors.background"
+    ]

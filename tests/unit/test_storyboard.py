@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
+from workers.context import PermanentError
 from workers.models.gan import GANConfig, Generator
+from workers.models.vae import ConvVAE, VAEConfig
+from workers.modes import MODES, RenderJob
 from workers.render import (
     gan_walk,
     render_gan_frames,
@@ -117,3 +122,119 @@ def test_sample_grid_layout() -> None:
     assert sample_grid(imgs, 10, pad=0).shape == (2, 15)
     with pytest.raises(ValueError):
         sample_grid(imgs[0], 2)
+
+
+# -- modes through a RenderJob: class names, per-shot colours, titles, font walks ----------
+
+
+def _cvae_job(spec: dict[str, Any], total: int, **meta: Any) -> RenderJob:
+    from pathlib import Path
+
+    torch.manual_seed(0)
+    cfg = VAEConfig(latent_dim=4, channels=4, num_classes=3)
+    model = ConvVAE(cfg).eval()
+    full = {"width": 32, "height": 32, "batch_size": 3, "seed": 0, **spec}
+    info = {"family": "vae", "config": cfg.to_dict(), "classes": ["A", "B", "C"], **meta}
+    return RenderJob(full, model, info, total, torch.device("cpu"), Path("/nonexistent"))
+
+
+def _all(job: RenderJob, positions: list[int]) -> np.ndarray:
+    return np.concatenate(list(MODES[str(job.spec["mode"])](job, positions)))
+
+
+NAMED = [{"class": "B", "hold": 2, "transition": 3}, {"class": "C", "hold": 2}]
+
+
+def test_a_storyboard_names_its_classes() -> None:
+    by_name = _all(_cvae_job({"mode": "storyboard", "storyboard": NAMED}, 7), list(range(7)))
+    by_index = [{**s, "class": i} for s, i in zip(NAMED, (1, 2), strict=True)]
+    job = _cvae_job({"mode": "storyboard", "storyboard": by_index}, 7)
+    assert by_name.shape == (7, 32, 32) and np.array_equal(by_name, _all(job, list(range(7))))
+    with pytest.raises(PermanentError, match="'Z'"):
+        _all(_cvae_job({"mode": "storyboard", "storyboard": [{"class": "Z", "hold": 1}]}, 1), [0])
+
+
+def test_shot_colours_morph_over_the_transition_in_any_chunking() -> None:
+    shots = [
+        {**NAMED[0], "colors": {"fill": "#ff0000"}},
+        {**NAMED[1], "colors": {"fill": "#0000ff"}},
+    ]
+    job = _cvae_job(
+        {"mode": "storyboard", "storyboard": shots, "colors": {"background": "#000"}}, 7
+    )
+    frames = _all(job, list(range(7)))
+    assert frames.shape == (7, 32, 32, 3)
+    assert frames[0, ..., 2].max() == 0 and frames[0, ..., 0].max() > 0  # red on black
+    assert frames[6, ..., 0].max() == 0 and frames[6, ..., 2].max() > 0  # blue
+    assert frames[3, ..., 0].max() > 0 and frames[3, ..., 2].max() > 0  # mid-morph: both
+    chunked = np.concatenate([_all(job, [0, 1, 2]), _all(job, [3, 4, 5, 6])])
+    assert np.array_equal(frames, chunked)
+
+
+def test_a_title_is_a_storyboard_of_its_letters() -> None:
+    job = _cvae_job({"mode": "title", "text": "BC", "hold": 2, "transition": 3}, 7)
+    title = _all(job, list(range(7)))
+    story = _all(_cvae_job({"mode": "storyboard", "storyboard": NAMED}, 7), list(range(7)))
+    assert np.array_equal(title, story)
+    derived = _cvae_job({"mode": "title", "text": "AB C"}, 30)
+    assert _all(derived, list(range(30))).shape == (30, 32, 32)
+    with pytest.raises(PermanentError, match="'D'"):
+        _all(_cvae_job({"mode": "title", "text": "AD"}, 10), [0])
+
+
+def test_a_font_walk_visits_each_styles_mean() -> None:
+    from workers.modes.latent_walk import keys_and_classes
+
+    means = [[0.0, 1.0, 0.0, 0.0], [2.0, 0.0, 0.0, 1.0]]
+    keys = [{"class": "B", "style": "cmr10"}, {"class": "B", "style": "DejaVuSans"}]
+    job = _cvae_job({"mode": "latent_walk", "keyframes": keys}, 5,
+                    style_names=["DejaVuSans", "cmr10"], style_means=means)  # fmt: skip
+    z, classes = keys_and_classes(job)
+    assert torch.equal(z, torch.tensor([means[1], means[0]])) and classes == [1, 1]
+    assert _all(job, list(range(5))).shape == (5, 32, 32)
+    bad = _cvae_job({"mode": "latent_walk", "keyframes": [{"class": "B", "style": "x"}]}, 2)
+    with pytest.raises(PermanentError, match="styles"):
+        keys_and_classes(bad)
+
+
+def test_an_unconditional_vae_moves_a_class_mean_by_the_styles_offset() -> None:
+    from pathlib import Path
+
+    from workers.modes.latent_walk import keys_and_classes
+
+    model = ConvVAE(VAEConfig(latent_dim=2, channels=4)).eval()
+    meta = {"family": "vae", "config": model.cfg.to_dict(), "classes": ["A", "B"],
+            "class_means": [[1.0, 1.0], [5.0, 5.0]], "style_names": ["s", "t"],
+            "style_means": [[0.0, 0.0], [2.0, 4.0]]}  # fmt: skip
+    spec = {"keyframes": [{"class": "B", "style": "t"}], "seed": 0}
+    job = RenderJob(spec, model, meta, 1, torch.device("cpu"), Path("/nonexistent"))
+    z, _ = keys_and_classes(job)
+    assert torch.equal(z[0], torch.tensor([6.0, 7.0]))  # B's mean + (t - mean of styles)
+
+
+def test_sdf_checkpoints_render_shaded_colour_frames() -> None:
+    from pathlib import Path
+
+    from tests.unit.test_render import StandIn
+
+    meta = {"family": "gan", "config": {"latent_dim": 4, "num_classes": 0, "image_size": 8,
+            "image_channels": 1, "target": "sdf"}, "sdf_spread_px": 2.0}  # fmt: skip
+    colors = {"fill": "#f5c542", "background": "#1b1f3b80"}
+    spec = {"mode": "latent_walk", "keyframes": ["seed:1", "seed:2"], "width": 64,
+            "height": 36, "batch_size": 2, "colors": colors}  # fmt: skip
+    job = RenderJob(spec, StandIn(4, 1, 8, sdf=True), meta, 4, torch.device("cpu"), Path("/x"))
+    frames = _all(job, [0, 1, 2, 3])
+    assert frames.shape == (4, 36, 64, 4)  # a translucent background: RGBA
+    assert job.frame_channels == 4
+    colours = {tuple(p) for p in frames.reshape(-1, 4).tolist()}
+    assert (245, 197, 66, 255) in colours and (27, 31, 59, 128) in colours
+
+
+def test_sample_grids_of_colour_tiles() -> None:
+    rgb = np.full((3, 4, 5, 3), 200, np.uint8)
+    sheet = sample_grid(rgb, 2, pad=1, fill=9)
+    assert sheet.shape == (9, 11, 3) and sheet[4, 0, 0] == 9 and sheet[0, 0, 1] == 200
+    rgba = np.zeros((2, 4, 5, 4), np.uint8)
+    assert sample_grid(rgba, 2, pad=1)[0, 5, 3] == 255  # padding is opaque
+    with pytest.raises(ValueError, match="images must be"):
+        sample_grid(np.zeros((2, 4, 5, 2), np.uint8), 2)

@@ -4,12 +4,13 @@ render stages stay generic."""
 from __future__ import annotations
 
 from workers.context import PermanentError
-from workers.modes import latent_walk, rollout, sample_grid, storyboard
+from workers.modes import latent_walk, rollout, sample_grid, storyboard, title
 from workers.modes.base import Mode, RenderJob
 
 MODES: dict[str, Mode] = {
     "latent_walk": latent_walk.render,
     "storyboard": storyboard.render,
+    "title": title.render,
     "rollout": rollout.render,
     "sample_grid": sample_grid.render,
 }

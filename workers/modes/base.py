@@ -15,8 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from farm.colors import merged_sections, output_channels
+from farm.families import ModelInfo, info_from_metadata
 from workers.context import PermanentError
-from workers.render import render_frames, render_gan_frames
+from workers.render import FrameStyle, render_frames, render_gan_frames
+from workers.shading import Look
 
 
 @dataclass
@@ -51,11 +54,64 @@ class RenderJob:
                 f"mode {mode!r} needs a {' or '.join(families)} checkpoint, not {self.family!r}"
             )
 
-    def decode(self, z: torch.Tensor, weights: torch.Tensor | None) -> Iterator[np.ndarray]:
-        """Frames from latents (and class weights for a conditional model)."""
+    @property
+    def info(self) -> ModelInfo:
+        return info_from_metadata(self.meta)
+
+    def class_index(self, ref: Any, where: str) -> int:
+        """A class given by label index or by name, as a label index."""
+        if isinstance(ref, str):
+            classes = self.info.classes
+            if ref not in classes:
+                raise PermanentError(f"{where}: {ref!r} is not one of the model's classes")
+            return classes.index(ref)
+        if isinstance(ref, bool) or not isinstance(ref, int) or ref < 0:
+            raise PermanentError(f"{where}: {ref!r} is not a class index or name")
+        return ref
+
+    def frame_style(self, looks: Sequence[Look] | None = None) -> FrameStyle:
+        """How this checkpoint's decoded images become frames; ``looks`` (one per frame)
+        default to the spec's own colours for every frame."""
+        info = self.info
+        clear = info.target == "pixels" and info.channels == 4  # its own transparency
+        if looks is None:
+            looks = [Look.from_colors(self.spec.get("colors"), clear=clear)]
+        return FrameStyle(
+            target=info.target,
+            channels=info.channels or 1,
+            out_channels=output_channels(info, merged_sections(self.spec)) or 1,
+            spread_px=info.sdf_spread_px,
+            looks=tuple(looks),
+        )
+
+    @property
+    def frame_channels(self) -> int:
+        """Channels of the frames this job's modes yield (1 grey, 3 RGB, 4 RGBA), for the
+        stage that opens the encoder before the first frame exists."""
+        if self.family not in ("vae", "gan") or self.spec.get("mode") == "rollout":
+            return 1
+        return self.frame_style().out_channels
+
+    def shot_looks(self) -> list[Look]:
+        """Each storyboard shot's look (its colours over the spec's)."""
+        info = self.info
+        clear = info.target == "pixels" and info.channels == 4
+        return [Look.from_colors(c, clear=clear) for c in merged_sections(self.spec)]
+
+    def decode(
+        self, z: torch.Tensor, weights: torch.Tensor | None, looks: Sequence[Look] | None = None
+    ) -> Iterator[np.ndarray]:
+        """Frames from latents (and class weights for a conditional model), coloured by
+        ``looks`` (one per latent) or the spec's colours."""
         w, h, b = self.spec["width"], self.spec["height"], self.spec["batch_size"]
         if self.num_classes == 0:
             weights = None
+        if self.family == "vae":
+            return render_frames(self.model, z, w, h, labels=weights, batch_size=b,  # type: ignore[arg-type]
+                                 device=self.device, style=self.frame_style(looks))  # fmt: skip
+        if self.family == "gan":
+            return render_gan_frames(self.model, z, weights, w, h, batch_size=b,
+                                     device=self.device, style=self.frame_style(looks))  # fmt: skip
         decoder = DECODERS.get(self.family) or plugin_decoder(self.family)
         if decoder is None:
             raise PermanentError(f"model family {self.family!r} has no frame decoder")

@@ -1,5 +1,6 @@
 """A contact sheet of samples: one row per class for a conditional model, else ten rows of
-seeded noise. Yields the whole sheet as a single frame."""
+seeded noise, in the spec's colours. Yields the whole sheet as a single frame, grey
+``(1, H, W)`` or colour ``(1, H, W, 3 | 4)`` as the tiles are."""
 
 from __future__ import annotations
 
