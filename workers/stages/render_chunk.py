@@ -22,7 +22,7 @@ from workers.device import device, load_model
 from workers.encode import PipelinedWriter, ffmpeg_binary
 from workers.formats import RENDER_PIX_FMT, get_format
 from workers.modes import RenderJob, get_mode
-from workers.outputs import digest, segment_for
+from workers.outputs import digest, file_stamp, segment_for
 from workers.previews import keep_preview_frames, preview_positions
 from workers.trainers.base import farm_version
 
@@ -97,7 +97,8 @@ def run(ctx: TaskContext) -> Result:
             w.write(frames)
             done += frames.shape[0]
             ctx.progress({"frames": done, "of": ctx.frame_count})
+    stamp = None if fmt.is_sequence else file_stamp(seg)  # before reading: a change shows
     size, sha = digest(seg)
     info = {"frames": ctx.frames, "frame_count": ctx.frame_count, "format": fmt.name,
-            **provenance(spec, checkpoint_sha)}  # fmt: skip
+            **provenance(spec, checkpoint_sha), "stamp": stamp}  # fmt: skip
     return Result([Output("segment", seg, size, sha, info)])
