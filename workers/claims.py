@@ -181,6 +181,10 @@ _CHAIN_MOVE = move_sql(
 )
 
 
+# Whether the queue has anything a dispatch pass would send (its ready index, one row).
+_READY_LEFT = text("SELECT EXISTS (SELECT 1 FROM tasks t WHERE " + READY_IN_QUEUE + ")")
+
+
 def _chain(
     session: Session, ctx: TaskContext, kind: TaskKind | None = None, queue: str | None = None
 ) -> TaskContext | None:
@@ -278,6 +282,9 @@ class Completion:
     opened: frozenset[str] = frozenset()
     # The job's next task, claimed for this worker in the same transaction (``chain``).
     next_task: TaskContext | None = None
+    # Of ``opened``, the queues where a dispatch pass may find something to send: not one
+    # whose only ready task the completion itself claimed (``next_task``).
+    dispatch: frozenset[str] = frozenset()
 
 
 def complete(
@@ -331,9 +338,17 @@ def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -
                 )
             )
         following = _chain(session, ctx) if chain else None
+        dispatch = done.opened
         if following is None and next_stage and done.opened:
             following = _next_stage(session, ctx, done.opened)
-    return Completion(True, done.opened, following)
+            # The stage we took was all its queue had ready (a job's assembly): a dispatch
+            # pass there would find nothing to send.
+            if (
+                following is not None
+                and not conn.execute(_READY_LEFT, {"queue": following.queue}).scalar()
+            ):
+                dispatch = dispatch - {following.queue}
+    return Completion(True, done.opened, following, dispatch)
 
 
 def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:
