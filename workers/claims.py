@@ -314,16 +314,21 @@ def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -
                     ARTIFACTS.c.job_id == ctx.job_id, ARTIFACTS.c.kind.in_(result.supersedes)
                 )
             )
-        for out in result.outputs:
-            stmt = insert(ARTIFACTS).values(
-                job_id=ctx.job_id,
-                task_id=ctx.task_id,
-                kind=out.kind,
-                path=str(out.path),
-                size=out.size,
-                sha256=out.sha256,
-                meta=out.meta,
-            )
+        # One statement for all of them (a path named twice: its last output counts).
+        rows = {
+            str(out.path): {
+                "job_id": ctx.job_id,
+                "task_id": ctx.task_id,
+                "kind": out.kind,
+                "path": str(out.path),
+                "size": out.size,
+                "sha256": out.sha256,
+                "meta": out.meta,
+            }
+            for out in result.outputs
+        }
+        if rows:
+            stmt = insert(ARTIFACTS).values(list(rows.values()))
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["job_id", "path"],
