@@ -3,9 +3,10 @@
 Renders the same 1,000-frame 64x64 latent walk twice in one run: once through the farm
 (submit -> PostgreSQL -> Redis -> Celery worker -> ffmpeg segments -> assembly -> video
 recorded as done) and once as a bare script (the same checkpoint, the same model code and
-the same ffmpeg pipe; no queue, no database). Both sides are warmed up first. Prints both
-times and their ratio (target: farm / bare <= 1.05), and each back-to-back pair's ratio and
-difference (on a shared machine the load drifts between pairs more than within one).
+the same segment writer, encoder arguments included; no queue, no database). Both sides
+are warmed up first. Prints both times and their ratio (target: farm / bare <= 1.05), and
+each back-to-back pair's ratio and difference (on a shared machine the load drifts between
+pairs more than within one).
 
 A farm run ends when the job's finishing transaction commits, as a PostgreSQL notification
 tells it (a trigger the bench installs on ``jobs`` for its run), not at a poll of the job's
@@ -38,7 +39,8 @@ from farm.runtime import services
 from farm.specs import parse_spec
 from farm.submit import submit
 from workers.checkpoint import load_checkpoint
-from workers.encode import PipelinedWriter, SegmentWriter, count_frames, ffmpeg_binary
+from workers.encode import PipelinedWriter, count_frames, ffmpeg_binary
+from workers.formats import RENDER_PIX_FMT, get_format
 from workers.models import get_family
 from workers.render import keyframe_latents, render_frames, walk_latents
 
@@ -55,9 +57,14 @@ def bare_render(checkpoint: Path, frames: int, out: Path, size: int, batch: int)
     means = torch.tensor(meta["class_means"], dtype=torch.float32)
     keys = keyframe_latents(means, KEYFRAMES, means.shape[1])
     latents = walk_latents(keys, list(range(frames)), frames)
-    # The same writer pipeline a chunk uses (encoding overlaps rendering), so the two sides
-    # differ only by what the farm adds: queue, database, checks, previews.
-    with PipelinedWriter(SegmentWriter(out, size, size, 24, ffmpeg=ffmpeg_binary())) as w:
+    # The segment writer a chunk opens for this output (the h264 format's, with its colour
+    # conversion and tags) in the same pipeline (encoding overlaps rendering), so the two
+    # sides differ only by what the farm adds: queue, database, checks, previews.
+    fmt = get_format("h264")
+    segment = fmt.open_segment(
+        out, size, size, 24, RENDER_PIX_FMT, range(frames), {}, ffmpeg=ffmpeg_binary()
+    )
+    with PipelinedWriter(segment) as w:
         for batch_frames in render_frames(model, latents, size, size, batch_size=batch):  # type: ignore[arg-type]
             w.write(batch_frames)
     return time.perf_counter() - started
