@@ -121,3 +121,22 @@ def sha256_file(path: Path, *, chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_known_digests: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """:func:`sha256_file`, remembered by this process while the file is the one it read
+    (the same device, inode, size and modification time), so each task on a cached model
+    does not hash its checkpoint again. A checkpoint is replaced by a rename (a new inode)
+    and never written in place, so a changed file always reads again."""
+    path = Path(path)
+    st = path.stat()
+    stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    known = _known_digests.get(str(path))
+    if known is not None and known[0] == stamp:
+        return known[1]
+    sha = sha256_file(path)
+    _known_digests[str(path)] = (stamp, sha)
+    return sha

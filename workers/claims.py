@@ -189,6 +189,10 @@ def _chain_move(fair: bool) -> TextClause:
 _CHAIN_MOVES = {fair: _chain_move(fair) for fair in (False, True)}
 
 
+# Whether the queue has anything a dispatch pass would send (its ready index, one row).
+_READY_LEFT = text("SELECT EXISTS (SELECT 1 FROM tasks t WHERE " + READY_IN_QUEUE + ")")
+
+
 def _chain(
     session: Session, ctx: TaskContext, kind: TaskKind | None = None, queue: str | None = None
 ) -> TaskContext | None:
@@ -286,6 +290,9 @@ class Completion:
     opened: frozenset[str] = frozenset()
     # The job's next task, claimed for this worker in the same transaction (``chain``).
     next_task: TaskContext | None = None
+    # Of ``opened``, the queues where a dispatch pass may find something to send: not one
+    # whose only ready task the completion itself claimed (``next_task``).
+    dispatch: frozenset[str] = frozenset()
 
 
 def complete(
@@ -315,16 +322,21 @@ def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -
                     ARTIFACTS.c.job_id == ctx.job_id, ARTIFACTS.c.kind.in_(result.supersedes)
                 )
             )
-        for out in result.outputs:
-            stmt = insert(ARTIFACTS).values(
-                job_id=ctx.job_id,
-                task_id=ctx.task_id,
-                kind=out.kind,
-                path=str(out.path),
-                size=out.size,
-                sha256=out.sha256,
-                meta=out.meta,
-            )
+        # One statement for all of them (a path named twice: its last output counts).
+        rows = {
+            str(out.path): {
+                "job_id": ctx.job_id,
+                "task_id": ctx.task_id,
+                "kind": out.kind,
+                "path": str(out.path),
+                "size": out.size,
+                "sha256": out.sha256,
+                "meta": out.meta,
+            }
+            for out in result.outputs
+        }
+        if rows:
+            stmt = insert(ARTIFACTS).values(list(rows.values()))
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["job_id", "path"],
@@ -339,9 +351,17 @@ def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -
                 )
             )
         following = _chain(session, ctx) if chain else None
+        dispatch = done.opened
         if following is None and next_stage and done.opened:
             following = _next_stage(session, ctx, done.opened)
-    return Completion(True, done.opened, following)
+            # The stage we took was all its queue had ready (a job's assembly): a dispatch
+            # pass there would find nothing to send.
+            if (
+                following is not None
+                and not conn.execute(_READY_LEFT, {"queue": following.queue}).scalar()
+            ):
+                dispatch = dispatch - {following.queue}
+    return Completion(True, done.opened, following, dispatch)
 
 
 def fail(ctx: TaskContext, error: str, *, permanent: bool = False) -> None:

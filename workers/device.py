@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from workers.checkpoint import load_checkpoint, sha256_file
+from workers.checkpoint import checkpoint_sha256, load_checkpoint
 from workers.models import get_family
 
 MODEL_CACHE_SIZE = 4
@@ -30,7 +30,7 @@ _models: OrderedDict[str, tuple[torch.nn.Module, dict[str, Any]]] = OrderedDict(
 def load_model(path: Path) -> tuple[torch.nn.Module, dict[str, Any], str]:
     """Load a checkpoint, keeping the few most recent ones (keyed by sha256) in memory so
     consecutive chunks of one job do not reload it."""
-    digest = sha256_file(path)
+    digest = checkpoint_sha256(path)
     hit = _models.get(digest)
     if hit is None:
         weights, meta = load_checkpoint(path)

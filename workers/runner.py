@@ -173,9 +173,9 @@ def _attempt(
     # Claims keep each queue's window full; after a task only a finished stage (an assembly,
     # or dependent jobs) can have made new work ready. Failures re-queue with a back-off
     # that the sweeper's pass honours.
-    if done.opened:
+    if done.dispatch:
         try:
-            dispatch_ready(settings, celery, done.opened)
+            dispatch_ready(settings, celery, done.dispatch)
         except Exception as e:
             log.warning("dispatch after task %s failed: %s", task_id, e)
     log.info("task %s attempt %s: %s", task_id, ctx.attempt, outcome)

@@ -298,6 +298,7 @@ def test_the_last_chunks_success_claims_the_assembly_when_the_worker_consumes_it
         return
     nxt = last.next_task
     assert nxt is not None
+    assert "cpu" not in last.dispatch  # its only ready task is taken: no dispatch pass
     assert (nxt.task_id, nxt.kind, nxt.queue, nxt.frame_count) == (
         assembly,
         TaskKind.ASSEMBLE,
@@ -312,6 +313,21 @@ def test_the_last_chunks_success_claims_the_assembly_when_the_worker_consumes_it
     with session_scope(settings) as s:
         job = s.execute(select(Job).where(Job.id == ctx.job_id)).scalar_one()
         assert job.state is JobState.SUCCEEDED
+
+
+def test_a_chained_assembly_leaves_its_queue_to_the_dispatcher_while_more_is_ready_there(
+    settings: Settings, queue: str
+) -> None:
+    ids, assembly = add_render(settings, queue, 1)
+    later = add_job(settings, "cpu", 1, priority=10)  # ready, and outranked by the assembly
+    try:
+        ctx = replace(first(settings, ids[0]), consumes=frozenset({queue, "cpu"}))
+        done = claims.complete(ctx, Result(), chain=True, next_stage=True)
+        assert done.next_task is not None and done.next_task.task_id == assembly
+        assert "cpu" in done.dispatch
+    finally:
+        with session_scope(settings) as s:
+            s.execute(update(Task).where(Task.id.in_(later)).values(state=TaskState.CANCELED))
 
 
 def test_the_assembly_is_not_claimed_past_a_higher_priority_task_waiting_in_its_queue(

@@ -12,6 +12,8 @@ Segments are removed only after the success is committed, so an assembly that ru
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -23,9 +25,36 @@ from farm.outputs import confine
 from farm.states import TaskKind
 from workers.context import Output, PermanentError, Result, TaskContext
 from workers.encode import ffmpeg_binary
-from workers.formats import RENDER_PIX_FMT, describe_output, get_format
-from workers.outputs import digest, segment_for
+from workers.formats import RENDER_PIX_FMT, OutputFormat, describe_output, get_format
+from workers.media.mp4 import sample_table_facts
+from workers.outputs import digest, digest_known, segment_for
 from workers.previews import contact_sheet, poster_frame, previews_from_kept
+
+
+def described(
+    path: Path, fmt: OutputFormat, *, ffmpeg: str, counted: tuple[int, float]
+) -> dict[str, Any]:
+    """The output's artifact metadata, as :func:`describe_output` gives it. An MP4 or MOV
+    video is described from its sample tables, which its check has just read (a millisecond)
+    rather than by an ffmpeg process printing its summary (tens of milliseconds); any file
+    the tables cannot vouch for, and every other format, is described by ffmpeg."""
+    facts = None if fmt.is_sequence else sample_table_facts(path)
+    if facts is None or facts.errors or None in (facts.codec, facts.width, facts.height):
+        return describe_output(path, fmt, ffmpeg=ffmpeg, counted=counted)
+    rate = facts.fps if facts.fps is not None else facts.tbr
+    return {
+        "width": facts.width,
+        "height": facts.height,
+        # As ffmpeg's summary prints a rate: two decimals (24, 23.98).
+        "fps": None if rate is None else round(rate, 2),
+        "codec": facts.codec,
+        "frames": counted[0],
+        "duration": counted[1],
+        "format": fmt.name,
+        "container": fmt.muxer_for(path),
+        "size": path.stat().st_size,
+        "path": str(path),
+    }
 
 
 def run(ctx: TaskContext) -> Result:
@@ -42,12 +71,13 @@ def run(ctx: TaskContext) -> Result:
             .scalars()
             .all()
         )
-        seg_meta = s.execute(
-            select(Artifact.meta)
+        first = s.execute(
+            select(Artifact.meta, Artifact.size, Artifact.sha256)
             .where(Artifact.job_id == ctx.job_id, Artifact.kind == "segment")
             .order_by(Artifact.id)
             .limit(1)
-        ).scalar_one_or_none()
+        ).first()
+    seg_meta = first.meta if first is not None else None
     segments = [segment_for(root, ctx.job_id, i, fmt.segment_suffix) for i in indexes]
     missing = [str(p) for p in segments if not p.exists()]
     if missing:
@@ -70,7 +100,7 @@ def run(ctx: TaskContext) -> Result:
     ctx.check()
     # fmt.assemble counted the result's frames and checked its duration: no second count.
     counted = (ctx.frame_count, ctx.frame_count / spec["fps"])
-    info = describe_output(result, fmt, ffmpeg=ffmpeg, counted=counted)
+    info = described(result, fmt, ffmpeg=ffmpeg, counted=counted)
     info.update(frames_range=ctx.frames, fps_requested=spec["fps"], audio=audio)
     # The chunks record what made their frames; the video carries it for reproduction.
     provenance = ("checkpoint_sha256", "mode", "seed", "torch", "farm")
@@ -86,7 +116,13 @@ def run(ctx: TaskContext) -> Result:
     (poster, pw, ph), (sheet, sw, sh) = made
     kind = "sequence" if fmt.is_sequence else "video"
     artifact_path = result.parent if fmt.is_sequence else result
-    size, sha = digest(artifact_path, source if isinstance(source, list) else None)
+    if isinstance(source, list):
+        size, sha = digest(artifact_path, source)
+    else:  # a lone segment adopted as the output is that file: its digest stands
+        known = None
+        if first is not None and len(segments) == 1:
+            known = (first.size, first.sha256, (seg_meta or {}).get("stamp"))
+        size, sha = digest_known(artifact_path, known)
     outputs = [Output(kind, artifact_path, size, sha, info)]
     for k, p, w, h in (("poster", poster, pw, ph), ("contact_sheet", sheet, sw, sh)):
         psize, psha = digest(p)

@@ -24,7 +24,7 @@ from workers.encode import PipelinedWriter, ffmpeg_binary
 from workers.formats import get_format
 from workers.media.writer import pix_fmt_of
 from workers.modes import RenderJob, get_mode
-from workers.outputs import digest, segment_for
+from workers.outputs import digest, file_stamp, segment_for
 from workers.previews import keep_preview_frames, preview_positions
 from workers.trainers.base import farm_version
 
@@ -106,7 +106,9 @@ def run(ctx: TaskContext) -> Result:
             w.write(frames)
             done += frames.shape[0]
             ctx.progress({"frames": done, "of": ctx.frame_count})
+    stamp = None if fmt.is_sequence else file_stamp(seg)  # before reading: a change shows
     size, sha = digest(seg)
     info = {"frames": ctx.frames, "frame_count": ctx.frame_count, "format": fmt.name,
-            "pix_fmt_in": pix_fmt_in, **provenance(spec, checkpoint_sha)}  # fmt: skip
+            "pix_fmt_in": pix_fmt_in, "stamp": stamp,
+            **provenance(spec, checkpoint_sha)}  # fmt: skip
     return Result([Output("segment", seg, size, sha, info)])
