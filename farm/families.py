@@ -89,16 +89,16 @@ VAE_SIZES: dict[int, dict[str, int]] = {
     8: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
     16: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
     32: {"latent_dim": 16, "width": 32, "epochs": 40, "batch_size": 64},
-    64: {"latent_dim": 32, "width": 16, "epochs": 30, "batch_size": 64},
+    64: {"latent_dim": 32, "width": 16, "epochs": 40, "batch_size": 64},
     128: {"latent_dim": 32, "width": 8, "epochs": 20, "batch_size": 32},
     256: {"latent_dim": 64, "width": 8, "epochs": 20, "batch_size": 32},
 }
 GAN_SIZES: dict[int, dict[str, int]] = {
     8: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
     16: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
-    32: {"latent_dim": 64, "width": 16, "steps": 2000, "batch_size": 64},
-    64: {"latent_dim": 64, "width": 8, "steps": 2000, "batch_size": 32},
-    128: {"latent_dim": 128, "width": 4, "steps": 2000, "batch_size": 32},
+    32: {"latent_dim": 64, "width": 8, "steps": 2000, "batch_size": 64},
+    64: {"latent_dim": 64, "width": 8, "steps": 1200, "batch_size": 32},
+    128: {"latent_dim": 128, "width": 4, "steps": 1200, "batch_size": 16},
     256: {"latent_dim": 128, "width": 4, "steps": 4000, "batch_size": 32},
 }
 # The LSTM's frame VAE by image size (its latent is the job's latent_dim).

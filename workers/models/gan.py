@@ -60,9 +60,9 @@ DEFAULTS: dict[str, Any] = {
 SIZE_DEFAULTS: dict[int, dict[str, int]] = {
     8: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
     16: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
-    32: {"latent_dim": 64, "width": 16, "steps": 2000, "batch_size": 64},
-    64: {"latent_dim": 64, "width": 8, "steps": 2000, "batch_size": 32},
-    128: {"latent_dim": 128, "width": 4, "steps": 2000, "batch_size": 32},
+    32: {"latent_dim": 64, "width": 8, "steps": 2000, "batch_size": 64},
+    64: {"latent_dim": 64, "width": 8, "steps": 1200, "batch_size": 32},
+    128: {"latent_dim": 128, "width": 4, "steps": 1200, "batch_size": 16},
     256: {"latent_dim": 128, "width": 4, "steps": 4000, "batch_size": 32},
 }
 

@@ -43,7 +43,7 @@ SIZE_DEFAULTS: dict[int, dict[str, int]] = {
     8: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
     16: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
     32: {"latent_dim": 16, "width": 32, "epochs": 40, "batch_size": 64},
-    64: {"latent_dim": 32, "width": 16, "epochs": 30, "batch_size": 64},
+    64: {"latent_dim": 32, "width": 16, "epochs": 40, "batch_size": 64},
     128: {"latent_dim": 32, "width": 8, "epochs": 20, "batch_size": 32},
     256: {"latent_dim": 64, "width": 8, "epochs": 20, "batch_size": 32},
 }
