@@ -241,6 +241,9 @@ def info_from_train_spec(spec: Mapping[str, Any]) -> ModelInfo:
         channels=int(channels) if channels is not None else default_channels(dataset),
         image_size=int(spec.get("image_size") or 16),
         sdf_spread_px=float(spec.get("sdf_spread_px") or 4.0),
+        # The glyph set draws the fonts a spec names in sorted order; without names only the
+        # worker knows the fonts (and the checkpoint's ``style_names`` will say).
+        styles=tuple(sorted(set(spec.get("fonts") or ()))) if names else (),
     )
 
 

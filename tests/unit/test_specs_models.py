@@ -66,7 +66,7 @@ def test_glyph_sdf_spec_parses_with_its_data_options() -> None:
                                    "sdf_spread_px": 3.0}  # fmt: skip
     info = info_from_train_spec(s.model_dump(mode="json"))
     assert (info.target, info.channels, info.image_size, info.sdf_spread_px) == ("sdf", 1, 32, 3)
-    assert info.classes == ("A", "B", "C", "D")
+    assert info.classes == ("A", "B", "C", "D") and info.styles == ("DejaVuSans", "cmr10")
 
 
 def test_channels_default_from_the_data_set() -> None:
