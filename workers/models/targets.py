@@ -11,6 +11,9 @@ mean of the fields, whose zero crossing wanders and whose slope flattens (a soft
 shaded); L1 takes the median, which keeps a field's slope, and it is the loss DeepSDF (Park
 et al. 2019) trains clamped fields with. The clamped far field (|d| = 1) is easy and most of
 the canvas; the edge weight keeps those pixels from drowning the few that place the edge.
+bench/sdf_loss.py measures both choices (a cVAE on 8 glyphs from 8 fonts at 32 px, 30 epochs,
+seed 0, on the CPU): the inside masks of the reconstructions overlap the true ones with an
+IoU of 0.72 for L1 with the edge weight, 0.68 for L2 with it and 0.65 for L1 without it.
 """
 
 from __future__ import annotations
@@ -45,12 +48,24 @@ def to_unit_range(x: torch.Tensor, target: str) -> torch.Tensor:
     return x if target == "sdf" else x * 2.0 - 1.0
 
 
-def reconstruction(raw: torch.Tensor, x: torch.Tensor, target: str) -> torch.Tensor:
+def reconstruction(
+    raw: torch.Tensor,
+    x: torch.Tensor,
+    target: str,
+    *,
+    edge_weight: float = SDF_EDGE_WEIGHT,
+    norm: str = "l1",
+) -> torch.Tensor:
     """Negative log-likelihood of ``x`` under the decoder's raw output ``raw`` (both
-    ``(B, C, S, S)``), summed over the batch and pixels (nats)."""
+    ``(B, C, S, S)``), summed over the batch and pixels (nats). ``edge_weight`` and ``norm``
+    ("l1", or "l2": a Gaussian of sigma ``SDF_SCALE``) are for an sdf, and are parameters so
+    bench/sdf_loss.py can compare the choices the models make."""
     if target == "sdf":
-        weight = 1.0 + SDF_EDGE_WEIGHT * (1.0 - x.abs()).clamp_(min=0.0)
-        return (weight * (torch.tanh(raw) - x).abs()).sum() / SDF_SCALE
+        weight = 1.0 + edge_weight * (1.0 - x.abs()).clamp(min=0.0)
+        err = torch.tanh(raw) - x
+        if norm == "l2":
+            return (weight * err.square()).sum() / (2 * SDF_SCALE**2)
+        return (weight * err.abs()).sum() / SDF_SCALE
     return F.binary_cross_entropy_with_logits(raw, x, reduction="sum")
 
 
