@@ -262,3 +262,11 @@ def test_a_glyph_spec_names_its_charset_as_classes() -> None:
     spec = {"model": "vae", "dataset": "glyphs", "charset": "A-C", "conditional": True}
     info = info_from_train_spec(spec)
     assert info.classes == ("A", "B", "C") and info.num_classes == 3
+
+
+def test_a_spec_stored_before_the_data_options_loads_its_set_as_before() -> None:
+    from farm.specs import dataset_options
+
+    assert dataset_options({"kind": "train", "dataset": "digits", "image_size": 16}) == {}
+    assert dataset_options({"dataset": "images:x", "target": "sdf"}) == {"target": "sdf"}
+    assert dataset_options({"dataset": "sprites"}) == {"target": "pixels"}  # not their sdf
