@@ -29,7 +29,16 @@ DATASET_CLASSES: dict[str, tuple[str, ...]] = {
     "digits": tuple("0123456789"),
     "sprites": ("square", "ellipse", "triangle", "star", "heart"),
 }
-_IMAGE_SETS = ("digits", "images:", "video:")
+_IMAGE_SETS = ("digits", "images:", "video:", "glyphs", "glyphs:", "sprites")
+# What the architectures (workers/models/arch.py) build: one stage per doubling from 4 px.
+# 256 trains on a GPU; 8 is for tests.
+IMAGE_SIZES = (8, 16, 32, 64, 128, 256)
+IMAGE_CHANNELS = (1, 3, 4)
+TARGETS = ("pixels", "sdf")
+# Sets whose samples are shapes, with an exact distance field (``target: sdf``). A folder of
+# images has them only if its files carry alpha, which only the worker can see.
+SHAPE_SETS = frozenset({"glyphs", "sprites"})
+SHAPES_UNKNOWN = ("images:",)
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,50 @@ LSTM_DEFAULTS: dict[str, Any] = {
     "clip_len": 12,
     "vae": {"latent_dim": 16, "channels": 32, "epochs": 16, "batch_size": 64, "lr": 2e-3},
 }
+
+# Per image size, what grows with it: the latent, the finest stage's width (``width``; each
+# coarser stage doubles it, capped at 256), the batch and the training length. Found with
+# bench/model_sizes.py (parameters and CPU seconds per epoch, docs in its header) so each
+# default trains in under 10 minutes on 2 CPU cores at the data sets' default sizes; the
+# 16 px row is the family's tuned default above. workers/models keeps equal tables.
+VAE_SIZES: dict[int, dict[str, int]] = {
+    8: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
+    16: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
+    32: {"latent_dim": 16, "width": 32, "epochs": 40, "batch_size": 64},
+    64: {"latent_dim": 32, "width": 16, "epochs": 40, "batch_size": 64},
+    128: {"latent_dim": 32, "width": 8, "epochs": 20, "batch_size": 32},
+    256: {"latent_dim": 64, "width": 8, "epochs": 20, "batch_size": 32},
+}
+GAN_SIZES: dict[int, dict[str, int]] = {
+    8: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
+    16: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
+    32: {"latent_dim": 64, "width": 8, "steps": 2000, "batch_size": 64},
+    64: {"latent_dim": 64, "width": 8, "steps": 1200, "batch_size": 32},
+    128: {"latent_dim": 128, "width": 4, "steps": 1200, "batch_size": 16},
+    256: {"latent_dim": 128, "width": 4, "steps": 4000, "batch_size": 32},
+}
+# The LSTM's frame VAE by image size (its latent is the job's latent_dim).
+FRAME_VAE_SIZES: dict[int, dict[str, int]] = {
+    size: {"width": row["width"], "batch_size": row["batch_size"]}
+    for size, row in VAE_SIZES.items()
+}
+SIZE_DEFAULTS: dict[str, dict[int, dict[str, int]]] = {"vae": VAE_SIZES, "gan": GAN_SIZES}
+
+
+def size_defaults(family: str, image_size: int) -> dict[str, int]:
+    """The per-size row of a built-in family ({} for the LSTM, plugins or an odd size)."""
+    return dict(SIZE_DEFAULTS.get(family, {}).get(image_size, {}))
+
+
+def has_shapes(dataset: str) -> bool | None:
+    """Whether a data set's samples are shapes with a distance field (``target: sdf``):
+    None when only its files can tell (a folder of images: only those with alpha)."""
+    if dataset in SHAPE_SETS or dataset.startswith("glyphs:"):
+        return True
+    if dataset.startswith(SHAPES_UNKNOWN):
+        return None
+    return False
+
 
 BUILTIN: dict[str, FamilyInfo] = {
     "vae": FamilyInfo(
@@ -158,13 +211,14 @@ class ModelInfo:
     styles: tuple[str, ...] = ()
 
 
-def _default_channels(dataset: str) -> int | None:
+def default_channels(dataset: str) -> int | None:
     """Channels a data set trains with when the spec does not say: grey for the digits and
-    glyphs, RGB for the sprites, and a user's images or video as their files are."""
+    glyphs, RGBA for the sprites (as their loader draws them), and a user's images or video
+    as their files are (None: only the worker can tell)."""
     if dataset in ("digits", "moving-digits") or dataset.startswith("glyphs"):
         return 1
     if dataset == "sprites":
-        return 3
+        return 4
     return None
 
 
@@ -184,9 +238,12 @@ def info_from_train_spec(spec: Mapping[str, Any]) -> ModelInfo:
         latent_dim=int(latent) if latent is not None else None,
         classes=names if reachable else (),
         target=str(spec.get("target") or "pixels"),
-        channels=int(channels) if channels is not None else _default_channels(dataset),
+        channels=int(channels) if channels is not None else default_channels(dataset),
         image_size=int(spec.get("image_size") or 16),
         sdf_spread_px=float(spec.get("sdf_spread_px") or 4.0),
+        # The glyph set draws the fonts a spec names in sorted order; without names only the
+        # worker knows the fonts (and the checkpoint's ``style_names`` will say).
+        styles=tuple(sorted(set(spec.get("fonts") or ()))) if names else (),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,17 +25,32 @@ from pydantic import (
     model_validator,
 )
 
+from farm.charset import CharsetError, parse_charset
 from farm.colors import parse_color
 from farm.errors import SpecError
-from farm.families import BUILTIN, LABELLED, family_info, is_labelled, known_families
+from farm.families import (
+    BUILTIN,
+    IMAGE_CHANNELS,
+    IMAGE_SIZES,
+    LABELLED,
+    default_channels,
+    family_info,
+    has_shapes,
+    is_labelled,
+    known_families,
+    size_defaults,
+)
 from farm.formats import RULES, UnknownFormat, format_for_path, get_rules
 from farm.frames import FrameRangeError, parse_frames
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-# Built-in data sets; "images:<folder>" and "video:<file>" name the user's own.
-DATASETS = ("digits", "moving-digits")
-DATASET_PREFIXES = ("images:", "video:")
+# Built-in data sets; "images:<folder>", "video:<file>" and "glyphs:<folder of fonts>" name
+# the user's own.
+DATASETS = ("digits", "moving-digits", "glyphs", "sprites")
+DATASET_PREFIXES = ("images:", "video:", "glyphs:")
+_DATASET_NAMES = "digits, moving-digits, glyphs, sprites, images:<folder>, video:<file>"
+_GLYPH_FIELDS = ("charset", "fonts", "heldout_fonts")
 _SEED_KEY = re.compile(r"^seed:(\d{1,10})$")
 
 
@@ -149,7 +165,30 @@ class TrainSpec(_Spec):
     kind: Literal["train"]
     model: str = Field(default="vae", description="vae, gan, lstm or a farm.models plugin")
     dataset: str = Field(
-        default="digits", description="digits, moving-digits, images:<folder>, video:<file>"
+        default="digits",
+        description=f"{_DATASET_NAMES} or glyphs:<folder of .ttf/.otf fonts>",
+    )
+    target: Literal["pixels", "sdf"] = Field(
+        default="pixels",
+        description="what the model learns: pixels, or a signed distance field of shapes "
+        "(glyphs, sprites, images with alpha) that renders sharp at any size",
+    )
+    channels: int | None = Field(
+        default=None,
+        description="1 grey, 3 RGB, 4 RGBA; default from the data set (sdf: 1)",
+        json_schema_extra={"enum": list(IMAGE_CHANNELS)},
+    )
+    charset: str | None = Field(
+        default=None, max_length=10_000, description="glyphs: the classes, e.g. A-Z0-9"
+    )
+    fonts: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=1000, description="glyphs: font file stems to train on"
+    )
+    heldout_fonts: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=1000, description="glyphs: fonts kept out for evaluation"
+    )
+    sdf_spread_px: float | None = Field(
+        default=None, ge=0.5, le=64, description="sdf: distance (px at image_size) of +-1"
     )
     conditional: bool = Field(default=False, description="class-conditional (needs labels)")
     epochs: int | None = Field(default=None, ge=1, le=100_000, description="vae, lstm")
@@ -158,7 +197,9 @@ class TrainSpec(_Spec):
     lr: float = Field(default=2e-3, gt=0, le=1)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     latent_dim: int = Field(default=8, ge=1, le=512)
-    image_size: int = Field(default=16, ge=4, le=256, multiple_of=4)
+    image_size: int = Field(
+        default=16, ge=4, le=256, multiple_of=4, description="8, 16, 32, 64, 128 or 256"
+    )
     checkpoint_every: int = Field(
         default=5, ge=1, le=10_000_000, description="epochs (vae, lstm) or steps (gan)"
     )
@@ -179,12 +220,23 @@ class TrainSpec(_Spec):
             return data
         out = dict(data)
         d = info.defaults
+        out.setdefault("image_size", info.image_size)
+        # The tuned row for the size first (a 64 px model needs a wider latent than 16 px).
+        size = out["image_size"]
+        if isinstance(size, int) and not isinstance(size, bool):
+            for key, value in size_defaults(info.name, size).items():
+                if key != "width":
+                    out.setdefault(key, value)
         out.setdefault(info.unit, d[info.unit])
         for key in ("batch_size", "lr"):
             out.setdefault(key, d[key])
         out.setdefault("latent_dim", info.extra.get("latent_dim", d.get("latent_dim", 8)))
-        out.setdefault("image_size", info.image_size)
         out.setdefault("checkpoint_every", info.checkpoint_every)
+        dataset = out.get("dataset", "moving-digits" if info.name == "lstm" else "digits")
+        if isinstance(dataset, str) and out.get("channels") is None:
+            channels = 1 if out.get("target") == "sdf" else default_channels(dataset)
+            if channels is not None:
+                out["channels"] = channels
         if info.name in ("gan",) and "conditional" not in out:
             out["conditional"] = is_labelled(str(out.get("dataset", "digits")))
         if info.name == "lstm":
@@ -209,9 +261,28 @@ class TrainSpec(_Spec):
         for prefix in DATASET_PREFIXES:
             if v.startswith(prefix) and len(v) > len(prefix):
                 return v
-        raise ValueError(
-            f"unknown data set {v!r}: use digits, moving-digits, images:<folder> or video:<file>"
-        )
+        raise ValueError(f"unknown data set {v!r}: use {_DATASET_NAMES} or glyphs:<folder>")
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: int | None) -> int | None:
+        if v is not None and v not in IMAGE_CHANNELS:
+            raise ValueError(f"must be 1 (grey), 3 (RGB) or 4 (RGBA), got {v}")
+        return v
+
+    @field_validator("charset")
+    @classmethod
+    def _charset(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_charset(v)
+            except CharsetError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    def dataset_options(self) -> dict[str, Any]:
+        """What the worker passes to ``load_dataset(..., options=...)``."""
+        return dataset_options(self.model_dump(mode="json"))
 
     @field_validator("output")
     @classmethod
@@ -243,7 +314,52 @@ class TrainSpec(_Spec):
                     out.append((f, "only an lstm job has this field"))
         if self.model == "lstm" and self.dataset == "moving-digits" and self.image_size < 8:
             out.append(("image_size", "moving digits need image_size >= 8"))
+        if self.image_size not in IMAGE_SIZES:
+            sizes = ", ".join(map(str, IMAGE_SIZES))
+            out.append(("image_size", f"the {self.model} architecture is built for {sizes}"))
+        return out + self._data_problems()
+
+    def _data_problems(self) -> list[tuple[str, str]]:
+        """Target, channels and glyph options that do not fit the data set or each other."""
+        out: list[tuple[str, str]] = []
+        glyphs = self.dataset == "glyphs" or self.dataset.startswith("glyphs:")
+        if self.target == "sdf":
+            if self.model == "lstm":
+                out.append(("target", "the lstm's frame VAE learns pixels, not a field"))
+            elif has_shapes(self.dataset) is False:
+                out.append(
+                    (
+                        "target",
+                        f"sdf needs shapes to measure, and {self.dataset!r} has none: use "
+                        "glyphs, sprites or images:<folder> of images with alpha",
+                    )
+                )
+            if self.channels not in (None, 1):
+                out.append(("channels", "an sdf model learns one channel, the field"))
+        elif self.sdf_spread_px is not None:
+            out.append(("sdf_spread_px", "only a target: sdf job uses it"))
+        if not glyphs:
+            for f in _GLYPH_FIELDS:
+                if getattr(self, f) is not None:
+                    out.append((f, "only a glyphs data set has this field"))
         return out
+
+
+def dataset_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The data set's own settings from a (stored) train spec, for ``load_dataset(...,
+    options=...)``: only those given, since each loader refuses options it does not take, so
+    a spec stored before these fields existed loads its set exactly as it did."""
+    dataset = str(spec.get("dataset", "digits"))
+    target = spec.get("target") or "pixels"
+    opts: dict[str, Any] = {}
+    if dataset in ("glyphs", "sprites") or dataset.startswith("glyphs:"):
+        opts["target"] = target  # these sets default to sdf, a spec to pixels
+    elif target == "sdf":
+        opts["target"] = "sdf"
+    for key in ("channels", *_GLYPH_FIELDS, "sdf_spread_px"):
+        if spec.get(key) is not None:
+            opts[key] = spec[key]
+    return opts
 
 
 ClassRef = (

@@ -35,7 +35,7 @@ def load_model(path: Path) -> tuple[torch.nn.Module, dict[str, Any], str]:
     if hit is None:
         weights, meta = load_checkpoint(path)
         family = get_family(str(meta.get("family", "")))
-        model = family.model_cls(family.config_cls(**meta["config"]))
+        model = family.build(meta["config"])
         model.load_state_dict(weights)
         model.to(device()).eval()
         hit = (model, meta)

@@ -201,3 +201,17 @@ def test_killed_training_resumes_from_its_checkpoint(farm: Farm, trained: dict[s
     assert meta["step"] == 200
     with farm.session() as s:
         assert s.execute(select(Task.attempts).where(Task.job_id == job_id)).scalar_one() >= 2
+
+
+def test_a_glyph_sdf_cvae_trains_as_a_farm_job(farm: Farm) -> None:
+    spec = {"kind": "train", "name": "glyph-sdf", "dataset": "glyphs", "target": "sdf",
+            "charset": "AB", "fonts": ["DejaVuSans", "cmr10"], "heldout_fonts": [],
+            "conditional": True, "image_size": 16, "epochs": 2, "latent_dim": 2}  # fmt: skip
+    job_id = run_ok(farm, spec)
+    meta = json.loads(
+        Path(artifact(farm, job_id, "checkpoint")["path"]).with_suffix(".json").read_text()
+    )
+    assert (meta["config"]["target"], meta["config"]["num_classes"]) == ("sdf", 2)
+    assert meta["classes"] == ["A", "B"] and meta["sdf_spread_px"] == 4.0
+    assert sorted(meta["style_names"]) == ["DejaVuSans", "cmr10"]
+    assert len(meta["style_means"]) == 2

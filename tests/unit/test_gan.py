@@ -63,7 +63,7 @@ def test_generator_requires_labels_when_conditional() -> None:
 
 
 def test_config_validation() -> None:
-    with pytest.raises(ValueError, match="multiple of 4"):
+    with pytest.raises(ValueError, match="power of two"):
         GANConfig(image_size=10)
 
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 import pytest
 
 from farm.errors import SpecError
-from farm.families import BUILTIN, info_from_metadata, info_from_train_spec
+from farm.families import (
+    BUILTIN,
+    GAN_SIZES,
+    IMAGE_SIZES,
+    VAE_SIZES,
+    info_from_metadata,
+    info_from_train_spec,
+)
 from farm.planner import plan
 from farm.resolve import model_problems
 from farm.specs import RenderSpec, TrainSpec, parse_spec
 from farm.states import TaskKind
 from workers.models import gan, lstm, vae
+from workers.models.arch import SIZES
 
 
 def fields(data: dict[str, object]) -> list[str]:
@@ -23,6 +31,96 @@ def test_control_plane_defaults_equal_the_workers() -> None:
     assert dict(BUILTIN["vae"].defaults) == vae.DEFAULTS
     assert dict(BUILTIN["gan"].defaults) == gan.DEFAULTS
     assert dict(BUILTIN["lstm"].defaults) == lstm.DEFAULTS
+    assert VAE_SIZES == vae.SIZE_DEFAULTS and GAN_SIZES == gan.SIZE_DEFAULTS
+    assert IMAGE_SIZES == SIZES
+    # The 16 px rows are the families' tuned defaults, which the models' configs default to.
+    assert {k: VAE_SIZES[16][k] for k in ("latent_dim", "epochs", "batch_size")} == {
+        k: vae.DEFAULTS[k] for k in ("latent_dim", "epochs", "batch_size")
+    }
+    assert VAE_SIZES[16]["width"] == vae.VAEConfig().channels
+    assert GAN_SIZES[16]["width"] == gan.DEFAULTS["channels"] == gan.GANConfig().channels
+    assert (GAN_SIZES[16]["steps"], GAN_SIZES[16]["latent_dim"]) == (1200, 32)
+
+
+@pytest.mark.parametrize("size", IMAGE_SIZES)
+def test_each_size_takes_its_tuned_defaults(size: int) -> None:
+    for model, table in (("vae", VAE_SIZES), ("gan", GAN_SIZES)):
+        s = parse_spec({"kind": "train", "model": model, "image_size": size})
+        assert isinstance(s, TrainSpec)
+        row = table[size]
+        unit = "epochs" if model == "vae" else "steps"
+        assert (s.latent_dim, s.batch_size, getattr(s, unit)) == (
+            row["latent_dim"], row["batch_size"], row[unit],
+        )  # fmt: skip
+    given = parse_spec({"kind": "train", "image_size": 64, "latent_dim": 5, "epochs": 2})
+    assert isinstance(given, TrainSpec) and (given.latent_dim, given.epochs) == (5, 2)
+
+
+def test_glyph_sdf_spec_parses_with_its_data_options() -> None:
+    s = parse_spec({"kind": "train", "dataset": "glyphs", "target": "sdf", "image_size": 32,
+                    "charset": "A-D", "fonts": ["DejaVuSans", "cmr10"], "heldout_fonts": [],
+                    "sdf_spread_px": 3, "conditional": True})  # fmt: skip
+    assert isinstance(s, TrainSpec) and (s.target, s.channels) == ("sdf", 1)
+    assert s.dataset_options() == {"target": "sdf", "channels": 1, "charset": "A-D",
+                                   "fonts": ["DejaVuSans", "cmr10"], "heldout_fonts": [],
+                                   "sdf_spread_px": 3.0}  # fmt: skip
+    info = info_from_train_spec(s.model_dump(mode="json"))
+    assert (info.target, info.channels, info.image_size, info.sdf_spread_px) == ("sdf", 1, 32, 3)
+    assert info.classes == ("A", "B", "C", "D") and info.styles == ("DejaVuSans", "cmr10")
+
+
+def test_channels_default_from_the_data_set() -> None:
+    def channels(**kw: object) -> object:
+        s = parse_spec({"kind": "train", **kw})
+        assert isinstance(s, TrainSpec)
+        return s.channels
+
+    assert channels() == 1
+    assert channels(dataset="sprites") == 4
+    assert channels(dataset="sprites", target="sdf") == 1
+    assert channels(dataset="glyphs") == 1
+    assert channels(dataset="images:x") is None  # the files decide, at train time
+    assert channels(dataset="images:x", channels=3) == 3
+    assert channels(model="gan", dataset="video:v.mp4") is None
+    plain = parse_spec({"kind": "train"})
+    assert isinstance(plain, TrainSpec) and plain.dataset_options() == {"channels": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"target": "sdf"}, "target"),  # digits: an 8x8 raster has no outline
+        ({"dataset": "video:v.mp4", "target": "sdf"}, "target"),
+        ({"model": "lstm", "dataset": "video:v.mp4", "target": "sdf"}, "target"),
+        ({"target": "depth"}, "target"),
+        ({"dataset": "glyphs", "target": "sdf", "channels": 3}, "channels"),
+        ({"channels": 2}, "channels"),
+        ({"channels": 5}, "channels"),
+        ({"image_size": 24}, "image_size"),
+        ({"image_size": 12}, "image_size"),
+        ({"model": "gan", "image_size": 4}, "image_size"),
+        ({"image_size": 512}, "image_size"),
+        ({"dataset": "glyphs", "charset": "z-a"}, "charset"),
+        ({"dataset": "glyphs", "charset": ""}, "charset"),
+        ({"dataset": "glyphs", "charset": "A--"}, "charset"),
+        ({"charset": "A-Z"}, "charset"),  # digits take no charset
+        ({"dataset": "sprites", "fonts": ["cmr10"]}, "fonts"),
+        ({"dataset": "images:x", "heldout_fonts": ["cmr10"]}, "heldout_fonts"),
+        ({"dataset": "glyphs", "sdf_spread_px": 4}, "sdf_spread_px"),  # pixels take none
+        ({"dataset": "glyphs", "target": "sdf", "sdf_spread_px": 0.1}, "sdf_spread_px"),
+        ({"dataset": "fonts:x"}, "dataset"),
+    ],
+)
+def test_bad_data_options_are_refused_naming_the_field(data: dict[str, object], field: str) -> None:
+    assert field in fields({"kind": "train", **data})
+
+
+def test_conditional_works_on_any_labelled_set() -> None:
+    for dataset in ("digits", "glyphs", "glyphs:fonts/", "sprites"):
+        s = parse_spec({"kind": "train", "dataset": dataset, "conditional": True})
+        assert isinstance(s, TrainSpec) and s.conditional
+    g = parse_spec({"kind": "train", "model": "gan", "dataset": "sprites"})
+    assert isinstance(g, TrainSpec) and g.conditional  # the GAN's default on labelled sets
 
 
 def test_unset_hyperparameters_take_the_family_defaults() -> None:
@@ -211,7 +309,15 @@ def test_colour_options_the_model_cannot_use_are_refused() -> None:
     outline = render(colors={"fill": "#f5c542", "outline": "#fff"})
     assert raw_problems(outline, GLYPHS) == ["colors.outline"]
     assert raw_problems(outline, {**GLYPHS, "target": "sdf"}) == []
-    sprites = {"model": "vae", "dataset": "sprites"}
+    sprites = {"model": "vae", "dataset": "sprites", "channels": 3}
     assert raw_problems(render(keyframes=[0], colors={"background": "#000"}), sprites) == [
         "colors.background"
     ]
+
+
+def test_a_spec_stored_before_the_data_options_loads_its_set_as_before() -> None:
+    from farm.specs import dataset_options
+
+    assert dataset_options({"kind": "train", "dataset": "digits", "image_size": 16}) == {}
+    assert dataset_options({"dataset": "images:x", "target": "sdf"}) == {"target": "sdf"}
+    assert dataset_options({"dataset": "sprites"}) == {"target": "pixels"}  # not their sdf

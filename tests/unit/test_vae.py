@@ -72,7 +72,7 @@ def test_model_shapes() -> None:
 
 
 def test_config_rejects_bad_image_size() -> None:
-    with pytest.raises(ValueError, match="multiple of 4"):
+    with pytest.raises(ValueError, match="power of two"):
         VAEConfig(image_size=18)
 
 

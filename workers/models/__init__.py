@@ -42,7 +42,7 @@ class PluginError(RuntimeError):
 class ModelFamily:
     """What a worker needs to rebuild and train a family.
 
-    ``model_cls(config_cls(**meta["config"]))`` rebuilds the saved module (for the GAN, the
+    ``build(meta["config"])`` rebuilds the saved module (for the GAN, the
     EMA generator); ``train`` is the family's training function and ``defaults`` its tuned
     hyperparameters, both optional so a minimal plugin is just a module and a config class.
     """
@@ -58,6 +58,14 @@ class ModelFamily:
     # the latent_walk mode. The built-ins' own are in workers/trainers and workers/modes.
     farm_trainer: Callable[[Any], Any] | None = None
     decoder: Callable[..., Any] | None = None
+
+    def build(self, config: Mapping[str, Any]) -> nn.Module:
+        """The module for a checkpoint's stored ``config``: through the config class's
+        ``from_dict`` where it has one (the built-ins', which read configs written before
+        their newer fields existed), else ``config_cls(**config)``."""
+        from_dict = getattr(self.config_cls, "from_dict", None)
+        cfg = from_dict(config) if callable(from_dict) else self.config_cls(**config)
+        return self.model_cls(cfg)
 
 
 FAMILIES: dict[str, ModelFamily] = {

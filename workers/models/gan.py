@@ -1,4 +1,5 @@
-"""A class-conditional DCGAN for low-resolution grayscale images (sklearn digits at 16x16).
+"""A class-conditional DCGAN for grey, RGB or RGBA images or signed distance fields, at 8 to
+256 px (:mod:`workers.models.arch`: one stage per doubling).
 
 The recipe is the small-GAN one that trains without babysitting: a spectrally normalised
 projection discriminator, the hinge loss, Adam with ``beta1 = 0`` and an exponential moving
@@ -12,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,9 +22,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from workers.models.arch import (
+    IMAGE_CHANNELS,
+    legacy_config,
+    sn_discriminator,
+    stage_count,
+    stage_widths,
+    upsample_generator,
+)
+from workers.models.targets import activate, check_target, to_unit_range
 from workers.models.vae import (
     TrainingStopped,
     TrainState,
+    check_images,
     check_resume,
     class_condition,
     load_module_tensors,
@@ -44,73 +55,102 @@ DEFAULTS: dict[str, Any] = {
     "channels": 16,
 }
 
+# Per image size (bench/model_sizes.py): the noise size, G's and D's finest width, the batch
+# and the steps; the 16 px row is DEFAULTS. farm.families.GAN_SIZES is kept equal (a test).
+SIZE_DEFAULTS: dict[int, dict[str, int]] = {
+    8: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
+    16: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
+    32: {"latent_dim": 64, "width": 8, "steps": 2000, "batch_size": 64},
+    64: {"latent_dim": 64, "width": 8, "steps": 1200, "batch_size": 32},
+    128: {"latent_dim": 128, "width": 4, "steps": 1200, "batch_size": 16},
+    256: {"latent_dim": 128, "width": 4, "steps": 4000, "batch_size": 32},
+}
+
 
 @dataclass
 class GANConfig:
     """Generator architecture; stored in checkpoints so the EMA generator can be rebuilt."""
 
-    # Side of the square output; two 2x upsamplings from S/4 need a multiple of 4.
+    # Side of the square output: base_size times a power of two (8, 16, 32, 64, 128, 256).
     image_size: int = 16
     # Noise dimensions; 32 gives enough style variety for digits without slowing training.
     latent_dim: int = 32
     # 0 = unconditional; digits have 10.
     num_classes: int = 10
-    # Width of G's last block; the deeper blocks double it. 16 trains in ~2 minutes on CPU.
+    # Width of G's last block; each coarser block doubles it (up to max_channels).
     channels: int = 16
     # Width of D's first block (D is rebuilt only to resume training, never to render).
     d_channels: int = 16
     # Size of G's class embedding, concatenated to z.
     embed_dim: int = 16
+    # Colour channels out (and into D): 1 grey, 3 RGB, 4 RGBA (straight alpha, last).
+    image_channels: int = 1
+    # "pixels" (sigmoid) or "sdf" (one channel, tanh): workers.models.targets.
+    target: str = "pixels"
+    # Side of G's first feature map; one upsampling block per doubling from it.
+    base_size: int = 4
+    # Cap on a block's width in G and D.
+    max_channels: int = 256
 
     def __post_init__(self) -> None:
-        if self.image_size < 4 or self.image_size % 4 != 0:
-            raise ValueError(f"image_size must be a positive multiple of 4, got {self.image_size}")
+        stage_count(self.image_size, self.base_size)
         if min(self.latent_dim, self.channels, self.d_channels, self.embed_dim) < 1:
             raise ValueError("latent_dim, channels, d_channels and embed_dim must be >= 1")
+        if self.max_channels < 1:
+            raise ValueError(f"max_channels must be >= 1, got {self.max_channels}")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.image_channels not in IMAGE_CHANNELS:
+            raise ValueError(f"image_channels must be 1, 3 or 4, got {self.image_channels}")
+        check_target(self.target)
+        if self.target == "sdf" and self.image_channels != 1:
+            raise ValueError("an sdf model has image_channels 1 (the field)")
 
-    def to_dict(self) -> dict[str, int]:
+    @property
+    def stages(self) -> int:
+        return stage_count(self.image_size, self.base_size)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> GANConfig:
+        """Rebuild a stored config, including one from before the stages existed."""
+        return cls(**legacy_config(config))
 
 
 class Generator(nn.Module):
-    """``[z, embed(y)]`` -> linear to ``(4C, S/4, S/4)`` -> two (upsample, conv, BN, ReLU)
-    blocks -> conv -> sigmoid.
+    """``[z, embed(y)]`` -> linear to ``(W, base, base)`` -> one (upsample, conv, BN, ReLU)
+    block per doubling -> conv -> sigmoid (pixels) or tanh (sdf).
 
     Nearest upsampling plus a 3x3 conv avoids the checkerboard artefacts of transposed convs,
     which at 16x16 would cover a whole stroke. BatchNorm statistics are recomputed for the
     EMA weights after training (:func:`recalibrate_batchnorm`), so eval mode is a fixed,
-    per-sample function: the same latent renders the same frame in any chunk or batch.
+    per-sample function: the same latent renders the same frame in any chunk or batch. At
+    16 px grey the layers are those of the original two-block generator.
     """
 
     def __init__(self, cfg: GANConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        c = cfg.channels
-        self._low = cfg.image_size // 4
+        n = cfg.stages
+        self._low = cfg.base_size
+        self._base_width = min(cfg.channels * 2**n, cfg.max_channels)
+        widths = stage_widths(cfg.channels, n, cfg.max_channels)[::-1]  # coarsest first
+        features = self._base_width * self._low * self._low
+        out_channels = 1 if cfg.target == "sdf" else cfg.image_channels
         cond = cfg.embed_dim if cfg.num_classes > 0 else 0
         self.embed = nn.Embedding(cfg.num_classes, cond) if cond else None
         self.fc = nn.Sequential(
-            nn.Linear(cfg.latent_dim + cond, 4 * c * self._low * self._low),
-            nn.BatchNorm1d(4 * c * self._low * self._low),
+            nn.Linear(cfg.latent_dim + cond, features),
+            nn.BatchNorm1d(features),
             nn.ReLU(),
         )
-        self.blocks = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(4 * c, 2 * c, 3, padding=1),
-            nn.BatchNorm2d(2 * c),
-            nn.ReLU(),
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(2 * c, c, 3, padding=1),
-            nn.BatchNorm2d(c),
-            nn.ReLU(),
-            nn.Conv2d(c, 1, 3, padding=1),
-        )
+        self.blocks = nn.Sequential(*upsample_generator(self._base_width, widths, out_channels))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Map noise ``(B, D)`` and labels ``(B,)`` ints or class weights ``(B, C)`` to images
-        ``(B, 1, S, S)`` in [0, 1]."""
+        ``(B, C, S, S)`` in [0, 1], or for an sdf model fields ``(B, 1, S, S)`` in [-1, 1]."""
         h = z
         if self.embed is not None:
             if labels is None:
@@ -118,8 +158,8 @@ class Generator(nn.Module):
             e = class_condition(self.embed, labels.to(z.device), self.cfg.num_classes)
             h = torch.cat([z, e.to(z.dtype)], dim=1)  # (B, D + E)
         h = self.fc(h)
-        h = h.view(-1, 4 * self.cfg.channels, self._low, self._low)  # (B, 4C, S/4, S/4)
-        return torch.sigmoid(self.blocks(h))  # (B, 1, S, S)
+        h = h.view(-1, self._base_width, self._low, self._low)  # (B, W, base, base)
+        return activate(self.blocks(h), self.cfg.target)  # (B, C, S, S)
 
 
 class Discriminator(nn.Module):
@@ -135,24 +175,20 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         c = cfg.d_channels
-        self.convs = nn.Sequential(
-            spectral_norm(nn.Conv2d(1, c, 3, padding=1)),
-            nn.LeakyReLU(0.1),
-            spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)),  # S/2
-            nn.LeakyReLU(0.1),
-            spectral_norm(nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1)),  # S/4
-            nn.LeakyReLU(0.1),
-            spectral_norm(nn.Conv2d(4 * c, 4 * c, 3, padding=1)),
-            nn.LeakyReLU(0.1),
-        )
-        self.head = spectral_norm(nn.Linear(4 * c, 1))
+        widths = stage_widths(2 * c, cfg.stages, cfg.max_channels)
+        in_channels = 1 if cfg.target == "sdf" else cfg.image_channels
+        self.convs = nn.Sequential(*sn_discriminator(in_channels, c, widths))
+        self.head = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = (
-            spectral_norm(nn.Embedding(cfg.num_classes, 4 * c)) if cfg.num_classes > 0 else None
+            spectral_norm(nn.Embedding(cfg.num_classes, widths[-1]))
+            if cfg.num_classes > 0
+            else None
         )
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Score images ``(B, 1, S, S)`` in [0, 1]; returns ``(B,)`` (higher = real)."""
-        h = self.convs(x * 2.0 - 1.0).sum(dim=(2, 3))  # (B, 4C)
+        """Score images ``(B, C, S, S)`` in [0, 1] (or fields in [-1, 1]); returns ``(B,)``
+        (higher = real)."""
+        h = self.convs(to_unit_range(x, self.cfg.target)).sum(dim=(2, 3))  # (B, W)
         out = self.head(h).squeeze(1)  # (B,)
         if self.embed is not None:
             if labels is None:
@@ -237,12 +273,7 @@ def train_gan(
     ``checkpoint_every`` steps. ``should_stop`` is polled before every step and raises
     :class:`TrainingStopped`. ``d_lr`` defaults to ``lr``.
     """
-    if images.ndim != 4 or images.shape[1] != 1:
-        raise ValueError(f"images must be (N, 1, S, S), got {tuple(images.shape)}")
-    if images.shape[-1] != cfg.image_size or images.shape[-2] != cfg.image_size:
-        raise ValueError(
-            f"images are {tuple(images.shape[-2:])} but cfg.image_size is {cfg.image_size}"
-        )
+    check_images(images, cfg.image_size, 1 if cfg.target == "sdf" else cfg.image_channels)
     if cfg.num_classes > 0:
         if labels is None or labels.shape != (images.shape[0],):
             raise ValueError(f"a conditional GAN needs labels of shape ({images.shape[0]},)")

@@ -1,8 +1,9 @@
-"""A small convolutional VAE for low-resolution grayscale images (sklearn digits at 16x16).
+"""A convolutional VAE (and cVAE) for grey, RGB or RGBA images or signed distance fields,
+at 8 to 256 px (:mod:`workers.models.arch`: one stage per doubling).
 
-The model is deliberately tiny so that a CPU worker can train it in well under a minute and
-a GPU worker can decode thousands of animation frames per second. It has no dependency on the
-``farm`` package so it can be trained, inspected and tested on its own.
+The model is deliberately small so that a CPU worker can train the 16 px digits in well
+under a minute and a GPU worker can decode thousands of animation frames per second. It has
+no dependency on the ``farm`` package so it can be trained, inspected and tested on its own.
 """
 
 from __future__ import annotations
@@ -23,8 +24,29 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from workers.models.arch import (
+    IMAGE_CHANNELS,
+    conv_encoder,
+    deconv_decoder,
+    legacy_config,
+    stage_count,
+    stage_widths,
+)
+from workers.models.targets import activate, check_target, reconstruction
+
 # Found with bench/model_quality.py (docs/models.md), for the digits at 16x16.
 DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "latent_dim": 8}
+
+# Per image size (bench/model_sizes.py): the latent, the finest stage's width, the batch and
+# the epochs; the 16 px row is DEFAULTS. farm.families.VAE_SIZES is kept equal (a test).
+SIZE_DEFAULTS: dict[int, dict[str, int]] = {
+    8: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
+    16: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
+    32: {"latent_dim": 16, "width": 32, "epochs": 40, "batch_size": 64},
+    64: {"latent_dim": 32, "width": 16, "epochs": 40, "batch_size": 64},
+    128: {"latent_dim": 32, "width": 8, "epochs": 20, "batch_size": 32},
+    256: {"latent_dim": 64, "width": 8, "epochs": 20, "batch_size": 32},
+}
 
 
 class TrainingStopped(Exception):
@@ -151,73 +173,94 @@ def class_condition(embed: nn.Embedding, labels: torch.Tensor, num_classes: int)
 class VAEConfig:
     """Architecture hyperparameters; stored in checkpoints so the model can be rebuilt."""
 
-    # Side of the square input; two stride-2 convolutions need it to be a multiple of 4.
+    # Side of the square input: base_size times a power of two (8, 16, 32, 64, 128, 256).
     image_size: int = 16
     # 8 dims is enough for 10 digit classes plus style, and keeps seed latents meaningful.
     latent_dim: int = 8
-    # Width of the first conv layer; the second layer uses twice this.
+    # Width of the finest stage's conv; each coarser stage doubles it, up to max_width.
     channels: int = 32
     # 0 = unconditional; > 0 makes a conditional VAE whose encoder and decoder see the class.
     num_classes: int = 0
     # Size of the learned class embedding (used only when num_classes > 0).
     class_embed_dim: int = 8
+    # Colour channels in and out: 1 grey, 3 RGB, 4 RGBA (straight alpha, last).
+    image_channels: int = 1
+    # "pixels" (sigmoid, BCE) or "sdf" (one channel, tanh, L1): workers.models.targets.
+    target: str = "pixels"
+    # Side of the coarsest stage; one stage per doubling from it to image_size.
+    base_size: int = 4
+    # Cap on a stage's width, so a 128 px model's deepest stages stay affordable.
+    max_channels: int = 256
+    # Width of the dense layer either side of the latent.
+    hidden: int = 256
 
     def __post_init__(self) -> None:
-        if self.image_size < 4 or self.image_size % 4 != 0:
-            raise ValueError(f"image_size must be a positive multiple of 4, got {self.image_size}")
+        stage_count(self.image_size, self.base_size)
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.channels < 1:
-            raise ValueError(f"channels must be >= 1, got {self.channels}")
+        if min(self.channels, self.max_channels, self.hidden) < 1:
+            raise ValueError("channels, max_channels and hidden must be >= 1")
         if self.num_classes < 0 or self.class_embed_dim < 1:
             raise ValueError("num_classes must be >= 0 and class_embed_dim >= 1")
+        if self.image_channels not in IMAGE_CHANNELS:
+            raise ValueError(f"image_channels must be 1, 3 or 4, got {self.image_channels}")
+        check_target(self.target)
+        if self.target == "sdf" and self.image_channels != 1:
+            raise ValueError("an sdf model has image_channels 1 (the field)")
 
-    def to_dict(self) -> dict[str, int]:
+    @property
+    def stages(self) -> int:
+        return stage_count(self.image_size, self.base_size)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> VAEConfig:
+        """Rebuild a stored config, including one from before the stages existed."""
+        return cls(**legacy_config(config))
 
 
 class ConvVAE(nn.Module):
-    """Two stride-2 convs down to S/4, a linear bottleneck, and the mirror image back up.
+    """Stride-2 convs down to ``base_size`` (one per doubling), a linear bottleneck, and the
+    mirror image back up.
 
-    ``forward`` returns logits rather than probabilities because the Bernoulli loss is
-    numerically stable only on logits; ``decode`` applies the sigmoid for rendering.
+    ``forward`` returns raw decoder outputs (logits for pixels) because the Bernoulli loss is
+    numerically stable only on logits; ``decode`` applies the target's activation (sigmoid
+    for pixels, tanh for an sdf) for rendering. An sdf model encodes the field itself: its
+    input is the data set's ``sdf`` ``(B, 1, S, S)`` in [-1, 1].
 
     With ``cfg.num_classes > 0`` (a cVAE) a class embedding is concatenated to the flattened
     conv features and to ``z``, so the latent only has to carry style and the class can be
-    chosen at render time. The unconditional layout (and its state-dict keys) is unchanged,
-    so existing checkpoints still load.
+    chosen at render time. At 16 px grey the layers (and state-dict keys) are those of the
+    original two-stage model, so existing checkpoints still load.
     """
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        c = cfg.channels
-        self._low = cfg.image_size // 4
-        flat = 2 * c * self._low * self._low
+        self._low = cfg.base_size
+        self._widths = stage_widths(cfg.channels, cfg.stages, cfg.max_channels)
+        self._features = 2 * cfg.stages + 1  # encoder layers up to the flattened features
+        out_channels = 1 if cfg.target == "sdf" else cfg.image_channels
+        flat = self._widths[-1] * self._low * self._low
         cond = cfg.class_embed_dim if cfg.num_classes > 0 else 0
         self.class_embed = nn.Embedding(cfg.num_classes, cond) if cond else None
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
+            *conv_encoder(cfg.image_channels, self._widths),
             nn.Flatten(),
-            nn.Linear(flat + cond, 256),
+            nn.Linear(flat + cond, cfg.hidden),
             nn.LeakyReLU(0.2),
         )
-        self.fc_mu = nn.Linear(256, cfg.latent_dim)
-        self.fc_logvar = nn.Linear(256, cfg.latent_dim)
+        self.fc_mu = nn.Linear(cfg.hidden, cfg.latent_dim)
+        self.fc_logvar = nn.Linear(cfg.hidden, cfg.latent_dim)
         self.decoder_fc = nn.Sequential(
-            nn.Linear(cfg.latent_dim + cond, 256),
+            nn.Linear(cfg.latent_dim + cond, cfg.hidden),
             nn.LeakyReLU(0.2),
-            nn.Linear(256, flat),
+            nn.Linear(cfg.hidden, flat),
             nn.LeakyReLU(0.2),
         )
-        self.decoder_conv = nn.Sequential(
-            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1),
-        )
+        self.decoder_conv = nn.Sequential(*deconv_decoder(self._widths, out_channels))
 
     @property
     def conditional(self) -> bool:
@@ -236,20 +279,23 @@ class ConvVAE(nn.Module):
     def encode(
         self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map images ``(B, 1, S, S)`` in [0, 1] to the posterior ``(mu, logvar)``, each (B, D)."""
-        h = self.encoder[:5](x)  # (B, 2C * S/4 * S/4)
-        h = self.encoder[5:](self._with_class(h, labels))  # (B, 256)
+        """Map images ``(B, C, S, S)`` in [0, 1] (an sdf model: fields ``(B, 1, S, S)`` in
+        [-1, 1]) to the posterior ``(mu, logvar)``, each (B, D)."""
+        h = self.encoder[: self._features](x)  # (B, W * base * base)
+        h = self.encoder[self._features :](self._with_class(h, labels))  # (B, hidden)
         return self.fc_mu(h), self.fc_logvar(h)
 
     def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw decoder outputs ``(B, C, S, S)``, before the target's activation."""
         h = self.decoder_fc(self._with_class(z, labels))
-        h = h.view(-1, 2 * self.cfg.channels, self._low, self._low)  # (B, 2C, S/4, S/4)
-        return self.decoder_conv(h)  # (B, 1, S, S)
+        h = h.view(-1, self._widths[-1], self._low, self._low)  # (B, W, base, base)
+        return self.decoder_conv(h)  # (B, C, S, S)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Map latents ``(B, D)`` (and, for a cVAE, labels ``(B,)`` or class weights
-        ``(B, C)``) to pixel intensities ``(B, 1, S, S)`` in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z, labels))
+        ``(B, C)``) to pixels ``(B, C, S, S)`` in [0, 1], or for an sdf model to the field
+        ``(B, 1, S, S)`` in [-1, 1]."""
+        return activate(self.decode_logits(z, labels), self.cfg.target)
 
     def forward(
         self, x: torch.Tensor, labels: torch.Tensor | None = None
@@ -266,17 +312,27 @@ def vae_loss(
     x: torch.Tensor,
     mu: torch.Tensor,
     logvar: torch.Tensor,
+    target: str = "pixels",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Negative ELBO in nats per image, returned as ``(loss, recon, kl)``.
 
     Summing over pixels (not averaging) keeps the reconstruction and KL terms on the same
-    scale, which is what makes this a true ELBO rather than a re-weighted one; the targets are
-    grey levels in [0, 1], which BCE accepts as soft Bernoulli targets.
+    scale, which is what makes this a true ELBO rather than a re-weighted one; for pixels the
+    targets are levels in [0, 1], which BCE accepts as soft Bernoulli targets, for an sdf the
+    field under the edge-weighted Laplace likelihood of :mod:`workers.models.targets`.
     """
     batch = x.shape[0]
-    recon = F.binary_cross_entropy_with_logits(recon_logits, x, reduction="sum") / batch
+    recon = reconstruction(recon_logits, x, target) / batch
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch
     return recon + kl, recon, kl
+
+
+def check_images(images: torch.Tensor, size: int, channels: int) -> None:
+    """Refuse training data whose shape does not fit the model, naming both."""
+    if images.ndim != 4 or images.shape[1] != channels:
+        raise ValueError(f"images must be (N, {channels}, S, S), got {tuple(images.shape)}")
+    if images.shape[-1] != size or images.shape[-2] != size:
+        raise ValueError(f"images are {tuple(images.shape[-2:])} but cfg.image_size is {size}")
 
 
 def _vae_state(
@@ -320,17 +376,14 @@ def train_vae(
     ``should_stop`` is polled before every batch; when it returns True, :class:`TrainingStopped`
     is raised.
 
-    ``labels`` (N,) are required when ``cfg.num_classes > 0``. ``on_checkpoint`` receives a
+    ``images`` are ``(N, cfg.image_channels, S, S)`` in [0, 1], or for an sdf model the
+    fields ``(N, 1, S, S)`` in [-1, 1]. ``labels`` (N,) are required when
+    ``cfg.num_classes > 0``. ``on_checkpoint`` receives a
     :class:`TrainState` after every epoch; passing the last one back as ``resume_state`` (with
     the same data and arguments) continues the run and gives the same weights as an
     uninterrupted one on CPU, because the RNG states travel with it.
     """
-    if images.ndim != 4 or images.shape[1] != 1:
-        raise ValueError(f"images must be (N, 1, S, S), got {tuple(images.shape)}")
-    if images.shape[-1] != cfg.image_size or images.shape[-2] != cfg.image_size:
-        raise ValueError(
-            f"images are {tuple(images.shape[-2:])} but cfg.image_size is {cfg.image_size}"
-        )
+    check_images(images, cfg.image_size, cfg.image_channels)
     if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
         raise ValueError("epochs and batch_size must be >= 1 and lr must be positive")
     if cfg.num_classes > 0:
@@ -372,7 +425,7 @@ def train_vae(
             x = data[idx]
             y = ys[idx] if ys is not None else None
             logits, mu, logvar = model(x, y)
-            loss, recon, kl = vae_loss(logits, x, mu, logvar)
+            loss, recon, kl = vae_loss(logits, x, mu, logvar, cfg.target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -432,11 +485,42 @@ def evaluate_elbo(
             for _ in range(samples):
                 eps = torch.randn(mu.shape, generator=gen).to(device)
                 logits = model.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
-                bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-                sums["recon"] += float(bce) / samples
+                sums["recon"] += float(reconstruction(logits, x, model.cfg.target)) / samples
             sums["kl"] += float(-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
             mean_img = model.decode(mu, y)
             sums["mse"] += float(F.mse_loss(mean_img, x, reduction="sum")) / x[0].numel()
     model.train(was_training)
     out = {k: v / n for k, v in sums.items()}
     return {"neg_elbo": out["recon"] + out["kl"], **out}
+
+
+def latent_means(
+    model: ConvVAE,
+    images: torch.Tensor,
+    groups: torch.Tensor,
+    n_groups: int,
+    labels: torch.Tensor | None = None,
+    *,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """Mean encoder ``mu`` per group ``(n_groups, D)`` on CPU: per class (``groups`` the
+    labels) or per style (``groups`` the styles; a cVAE still encodes with ``labels``).
+
+    Stored in checkpoints so a render can key on a class or a style without the data set. A
+    group with no samples gets the prior mean (zeros) rather than NaN.
+    """
+    device = next(model.parameters()).device
+    sums = torch.zeros(n_groups, model.cfg.latent_dim, dtype=torch.float64)
+    counts = torch.zeros(n_groups, dtype=torch.float64)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size].to(device, dtype=torch.float32)
+            g = groups[start : start + batch_size].to(torch.int64).cpu()
+            y = labels[start : start + batch_size].to(device) if labels is not None else None
+            mu, _ = model.encode(x, y if model.conditional else None)
+            sums.index_add_(0, g, mu.cpu().to(torch.float64))
+            counts.index_add_(0, g, torch.ones_like(g, dtype=torch.float64))
+    model.train(was_training)
+    return (sums / counts.clamp_min(1.0).unsqueeze(1)).to(torch.float32)

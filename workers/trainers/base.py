@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from farm.inputs import OutsideInputRoots, dataset_input, input_roots
+from farm.specs import dataset_options
 from workers.checkpoint import save_checkpoint
 from workers.context import PermanentError, TaskContext
 from workers.datasets import Dataset, DatasetError, load_dataset
@@ -66,10 +67,17 @@ class TrainJob:
     def progress(self, values: Mapping[str, Any]) -> None:
         self.ctx.progress(dict(values), min_interval_s=1.0)
 
+    @property
+    def target(self) -> str:
+        return str(self.spec.get("target") or "pixels")
+
     def dataset(self) -> Dataset:
-        """The spec's data set; a missing, undecodable or unreadable one (outside this worker's
-        input roots, e.g. a link changed since submission) fails the task at once."""
-        name = str(self.spec["dataset"])
+        """The spec's data set with its options (target, channels, charset, fonts...); a
+        missing, undecodable or unreadable one (outside this worker's input roots, e.g. a link
+        changed since submission) fails the task at once. So does ``target: sdf`` on images
+        without alpha, which only the files can tell: named as ``target``."""
+        spec = self.spec
+        name = str(spec["dataset"])
         roots = input_roots(self.ctx.settings)
         try:
             path = dataset_input(roots, name)
@@ -79,9 +87,14 @@ class TrainJob:
             name = f"{name.partition(':')[0]}:{path}"
         size, seed = int(self.spec["image_size"]), int(self.spec["seed"])
         try:
-            return load_dataset(name, size, seed=seed, roots=roots)
+            data = load_dataset(name, size, seed=seed, options=dataset_options(spec), roots=roots)
         except DatasetError as e:
-            raise PermanentError(f"data set {self.spec['dataset']!r}: {e}") from e
+            if self.target == "sdf" and "sdf" in str(e):
+                raise PermanentError(f"target: {e}") from e
+            raise PermanentError(f"data set {spec['dataset']!r}: {e}") from e
+        if self.target == "sdf" and data.sdf is None:
+            raise PermanentError(f"target: sdf needs shapes, and {spec['dataset']!r} has none")
+        return data
 
     def resume_state(self, family: str, config: Mapping[str, Any]) -> TrainState | None:
         """The last saved state of this task, if this is a redelivery and it fits the run."""
@@ -105,6 +118,7 @@ class TrainJob:
             "family": spec["model"],
             "dataset": spec["dataset"],
             "hyperparameters": {k: spec.get(k) for k in keys if spec.get(k) is not None},
+            "dataset_options": dataset_options(spec),
             "torch": torch.__version__,
             "farm": farm_version(),
             "job_id": self.ctx.job_id,
@@ -114,3 +128,49 @@ class TrainJob:
         self, model: nn.Module, meta: Mapping[str, Any], path: Path | None = None
     ) -> None:
         save_checkpoint(path or self.out, model, {**self.base_meta(), **meta})
+
+
+@dataclass
+class Samples:
+    """A job's training samples as the models take them: images ``(N, C, S, S)`` in [0, 1],
+    or for ``target: sdf`` the fields ``(N, 1, S, S)`` in [-1, 1]; clips are cut into their
+    frames. ``labels`` and ``styles`` as the data set has them."""
+
+    x: torch.Tensor
+    target: str
+    labels: torch.Tensor | None = None
+    classes: list[str] | None = None
+    styles: torch.Tensor | None = None
+    style_names: list[str] | None = None
+    sdf_spread_px: float = 4.0
+
+    @property
+    def channels(self) -> int:
+        return int(self.x.shape[1])
+
+    def meta(self) -> dict[str, Any]:
+        """The contract's metadata about the data: class names, the field's spread, styles."""
+        out: dict[str, Any] = {}
+        if self.labels is not None and self.classes:
+            out["classes"] = list(self.classes)
+        if self.target == "sdf":
+            out["sdf_spread_px"] = self.sdf_spread_px
+        if self.style_names:
+            out["style_names"] = list(self.style_names)
+        return out
+
+
+def samples(job: TrainJob) -> Samples:
+    data = job.dataset()
+    x = data.sdf if job.target == "sdf" and data.sdf is not None else data.data
+    if data.is_sequences:  # clips: every frame is a training image
+        x = x.reshape(-1, *x.shape[2:])  # (N * T, C, S, S)
+    return Samples(
+        x,
+        job.target,
+        data.labels if not data.is_sequences else None,
+        data.classes,
+        data.styles,
+        data.style_names,
+        data.sdf_spread_px,
+    )

@@ -1,24 +1,34 @@
-"""GAN jobs: hinge-loss cGAN (or unconditional on unlabelled images), counted in steps."""
+"""GAN jobs: hinge-loss cGAN (or unconditional on unlabelled images), counted in steps, in
+colour or as signed distance fields."""
 
 from __future__ import annotations
 
-from farm.families import GAN_DEFAULTS, NUM_CLASSES
+from farm.families import GAN_DEFAULTS, size_defaults
 from workers.models.gan import GANConfig, Generator, train_gan
 from workers.models.vae import TrainState, load_module_tensors
-from workers.trainers.base import Trained, TrainJob
-from workers.trainers.vae import images_of
+from workers.trainers.base import Samples, Trained, TrainJob, samples
+
+
+def config_for(job: TrainJob, data: Samples) -> GANConfig:
+    spec = job.spec
+    size = int(spec["image_size"])
+    cond = bool(spec["conditional"]) and data.labels is not None
+    width = size_defaults("gan", size).get("width", GAN_DEFAULTS["channels"])
+    return GANConfig(
+        image_size=size,
+        latent_dim=spec["latent_dim"],
+        num_classes=len(data.classes or ()) if cond else 0,
+        channels=width,
+        d_channels=width,
+        image_channels=data.channels,
+        target=data.target,
+    )
 
 
 def train(job: TrainJob) -> Trained:
     spec = job.spec
-    images, labels = images_of(job)
-    cond = bool(spec["conditional"])
-    cfg = GANConfig(
-        image_size=spec["image_size"],
-        latent_dim=spec["latent_dim"],
-        num_classes=NUM_CLASSES if cond else 0,
-        channels=GAN_DEFAULTS["channels"],
-    )
+    data = samples(job)
+    cfg = config_for(job, data)
     steps, every = int(spec["steps"]), int(spec["checkpoint_every"])
     resume = job.resume_state("gan", cfg.to_dict())
     resumed_from = int(resume.counters["step"]) if resume is not None else 0
@@ -37,11 +47,11 @@ def train(job: TrainJob) -> Trained:
         load_module_tensors("EMA", partial, state.tensors)
         partial.eval()
         meta = {"config": cfg.to_dict(), "history": state.counters["history"], "step": step}
-        job.save_model(partial, {**meta, "partial": True})
+        job.save_model(partial, {**meta, **data.meta(), "partial": True})
 
     generator, history, _ = train_gan(
-        images,
-        labels if cond else None,
+        data.x,
+        data.labels if cfg.num_classes else None,
         cfg,
         steps=steps,
         batch_size=spec["batch_size"],
@@ -63,5 +73,6 @@ def train(job: TrainJob) -> Trained:
         "history": history,
         "step": steps,
         "resumed_from_step": resumed_from,
+        **data.meta(),
     }
     return Trained(generator.cpu(), meta)

@@ -1,28 +1,31 @@
 """LSTM jobs: the World Models recipe. A frame VAE is trained on the clips' frames first and
-saved beside the LSTM's checkpoint; the LSTM then learns the dynamics of its latents."""
+saved beside the LSTM's checkpoint; the LSTM then learns the dynamics of its latents. The
+frame VAE is the VAE's architecture at the job's size, in the frames' colour channels."""
 
 from __future__ import annotations
 
 import torch
 
-from farm.families import LSTM_DEFAULTS
+from farm.families import FRAME_VAE_SIZES, LSTM_DEFAULTS
 from workers.checkpoint import CheckpointError, load_checkpoint, sha256_file
 from workers.context import PermanentError
-from workers.datasets import DatasetError, moving_digits
+from workers.datasets import DatasetError, convert_channels, moving_digits
 from workers.models.lstm import LSTMConfig, train_lstm
 from workers.models.vae import ConvVAE, TrainState, VAEConfig, train_vae
 from workers.trainers.base import Trained, TrainJob
 
 
 def clips_of(job: TrainJob) -> torch.Tensor:
-    """Training clips ``(N, T, 1, S, S)``: moving digits, or a video cut into clips."""
+    """Training clips ``(N, T, C, S, S)``: moving digits (grey unless ``channels`` says), or
+    a video cut into clips (its own colour unless ``channels`` says)."""
     spec = job.spec
     size, length = int(spec["image_size"]), int(LSTM_DEFAULTS["clip_len"])
     if spec["dataset"] == "moving-digits":
-        return moving_digits(
+        clips = moving_digits(
             int(spec["clips"]), length, canvas=size, digit_size=size // 2, seed=spec["seed"]
         )
-    frames = job.dataset().data  # (N, 1, S, S)
+        return convert_channels(clips, int(spec.get("channels") or 1)).contiguous()
+    frames = job.dataset().data  # (N, C, S, S)
     n = frames.shape[0] // length
     if n < 1:
         raise PermanentError(f"{spec['dataset']}: fewer than {length} frames, not one clip")
@@ -32,9 +35,17 @@ def clips_of(job: TrainJob) -> torch.Tensor:
 def frame_vae(job: TrainJob, frames: torch.Tensor) -> ConvVAE:
     """Train the frame VAE, or on a redelivery reuse the one an earlier attempt saved."""
     spec = job.spec
-    fv = {**LSTM_DEFAULTS["vae"], **{k: v for k, v in (spec.get("frame_vae") or {}).items() if v}}
+    size = int(spec["image_size"])
+    tuned = {
+        "channels": FRAME_VAE_SIZES.get(size, {}).get("width", LSTM_DEFAULTS["vae"]["channels"])
+    }
+    given = {k: v for k, v in (spec.get("frame_vae") or {}).items() if v}
+    fv = {**LSTM_DEFAULTS["vae"], **tuned, **given}
     cfg = VAEConfig(
-        image_size=spec["image_size"], latent_dim=spec["latent_dim"], channels=fv["channels"]
+        image_size=size,
+        latent_dim=spec["latent_dim"],
+        channels=fv["channels"],
+        image_channels=int(frames.shape[1]),
     )
     path = job.sibling(".frame-vae.safetensors")
     if job.ctx.attempt > 1 and path.is_file():

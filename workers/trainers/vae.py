@@ -1,48 +1,62 @@
-"""VAE / cVAE jobs: any image data set; class means are stored when the set is labelled."""
+"""VAE / cVAE jobs: any image data set, in colour or as signed distance fields; class means
+(an unconditional VAE on a labelled set) and style means (a set with styles) are stored."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from farm.families import NUM_CLASSES
+from farm.families import VAE_DEFAULTS, size_defaults
 from workers.models.vae import (
     ConvVAE,
     TrainState,
     VAEConfig,
+    latent_means,
     load_module_tensors,
     train_vae,
 )
-from workers.render import class_means
-from workers.trainers.base import Trained, TrainJob
+from workers.trainers.base import Samples, Trained, TrainJob, samples
+
+# The finest stage's width when the spec's size has no tuned row (a plugin-era size).
+DEFAULT_WIDTH = 32
 
 
-def images_of(job: TrainJob) -> tuple[torch.Tensor, torch.Tensor | None]:
-    data = job.dataset()
-    x = data.data
-    if data.is_sequences:  # clips: every frame is a training image
-        x = x.reshape(-1, *x.shape[2:])
-    return x, data.labels
+def config_for(job: TrainJob, data: Samples) -> VAEConfig:
+    spec = job.spec
+    size = int(spec["image_size"])
+    cond = bool(spec["conditional"]) and data.labels is not None
+    return VAEConfig(
+        image_size=size,
+        latent_dim=spec["latent_dim"],
+        channels=size_defaults("vae", size).get("width", DEFAULT_WIDTH),
+        num_classes=len(data.classes or ()) if cond else 0,
+        image_channels=data.channels,
+        target=data.target,
+    )
+
+
+def means(model: ConvVAE, data: Samples) -> dict[str, Any]:
+    """``class_means`` on labelled data (a cVAE's are its latents' means given the class, the
+    keyframes a render starts from) and ``style_means`` when the set has styles, in
+    ``style_names`` order."""
+    out: dict[str, Any] = {}
+    if data.labels is not None and data.classes:
+        out["class_means"] = latent_means(
+            model, data.x, data.labels, len(data.classes), data.labels
+        ).tolist()
+    if data.styles is not None and data.style_names:
+        out["style_means"] = latent_means(
+            model, data.x, data.styles, len(data.style_names), data.labels
+        ).tolist()
+    return out
 
 
 def train(job: TrainJob) -> Trained:
     spec = job.spec
-    images, labels = images_of(job)
-    cond = bool(spec["conditional"])
-    cfg = VAEConfig(
-        image_size=spec["image_size"],
-        latent_dim=spec["latent_dim"],
-        num_classes=NUM_CLASSES if cond else 0,
-    )
+    data = samples(job)
+    cfg = config_for(job, data)
     epochs, every = int(spec["epochs"]), int(spec["checkpoint_every"])
     resume = job.resume_state("vae", cfg.to_dict())
     resumed_from = int(resume.counters["epoch"]) if resume is not None else 0
-
-    def extras(model: ConvVAE) -> dict[str, Any]:
-        if labels is None:
-            return {}
-        return {"class_means": class_means(model, images, labels).tolist()}
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         job.progress({**metrics, "epoch": epoch, "epochs": epochs, "resumed_from": resumed_from})
@@ -56,17 +70,17 @@ def train(job: TrainJob) -> Trained:
         load_module_tensors("model", partial, state.tensors)
         partial.eval()
         meta = {"config": cfg.to_dict(), "history": state.counters["history"], "epoch": epoch}
-        job.save_model(partial, {**meta, **extras(partial), "partial": True})
+        job.save_model(partial, {**meta, **data.meta(), **means(partial, data), "partial": True})
 
     model, history = train_vae(
-        images,
+        data.x,
         cfg,
         epochs=epochs,
-        batch_size=spec["batch_size"],
+        batch_size=spec.get("batch_size", VAE_DEFAULTS["batch_size"]),
         lr=spec["lr"],
         seed=spec["seed"],
         device=job.device,
-        labels=labels if cond else None,
+        labels=data.labels if cfg.num_classes else None,
         on_epoch=on_epoch,
         should_stop=job.should_stop,
         resume_state=resume,
@@ -78,6 +92,7 @@ def train(job: TrainJob) -> Trained:
         "history": history,
         "epoch": epochs,
         "resumed_from_epoch": resumed_from,
-        **extras(model),
+        **data.meta(),
+        **means(model, data),
     }
     return Trained(model, meta)
