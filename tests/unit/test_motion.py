@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from workers.datasets import load_dataset
 from workers.datasets.base import DatasetError
@@ -12,9 +13,19 @@ from workers.datasets.motion import (
     FEET,
     JOINTS,
     J,
+    MotionClips,
     forward_kinematics,
     generate,
 )
+from workers.models.motion import (
+    MotionConfig,
+    MotionRNN,
+    action_weights,
+    frames_for,
+    rollout,
+    train_motion,
+)
+from workers.models.vae import TrainingStopped, TrainState
 
 
 def test_rest_pose_stands_on_the_ground_with_arms_down() -> None:
@@ -98,3 +109,87 @@ def test_loader_refuses_unknown_action_and_option() -> None:
         load_dataset("motion", 12, options={"actions": ["walk", "dance"]})
     with pytest.raises(DatasetError, match="unknown option"):
         load_dataset("motion", 12, options={"speed": 2})
+
+
+# --- the model -------------------------------------------------------------------------
+
+TINY = MotionConfig(hidden=16, starts=2)
+
+
+def _tiny_clips() -> MotionClips:
+    return generate(["idle", "walk"], 3, 16, 24.0, seed=0, split="train")
+
+
+def _tiny_model() -> MotionRNN:
+    model, _, _ = train_motion(_tiny_clips(), TINY, epochs=2, batch_size=4, lr=3e-3, seed=0,
+                               window=10)  # fmt: skip
+    return model
+
+
+def test_action_weights_blend_over_the_given_frames() -> None:
+    w = action_weights([("idle", 3), ("walk", 4)], 6, blend=2)
+    assert w.shape == (7, 6)
+    assert w[:3, 0].tolist() == [1.0, 1.0, 1.0]
+    # smoothstep at 1/3 and 2/3 of the way, then all walk
+    np.testing.assert_allclose(w[3:5, 1].numpy(), [7 / 27, 20 / 27], rtol=1e-6)
+    np.testing.assert_allclose(w.sum(1).numpy(), 1.0, rtol=1e-6)
+    assert w[5:, 1].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="dance"):
+        action_weights([("dance", 3)], 6, blend=2)
+
+
+def test_training_loss_falls_in_a_few_seconds() -> None:
+    torch.set_num_threads(1)
+    clips = generate(["idle", "walk"], 4, 20, 24.0, seed=0, split="train")
+    _, history, _ = train_motion(clips, TINY, epochs=6, batch_size=4, lr=1e-2, seed=0,
+                                 window=12)  # fmt: skip
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    assert history[-1]["free"] < history[0]["free"]
+
+
+def test_resumed_training_matches_an_uninterrupted_run() -> None:
+    clips = _tiny_clips()
+    kw = {"epochs": 3, "batch_size": 4, "lr": 3e-3, "seed": 1, "window": 10}
+    full, _, _ = train_motion(clips, TINY, **kw)  # type: ignore[arg-type]
+    states: list[TrainState] = []
+    with pytest.raises(TrainingStopped):
+        train_motion(clips, TINY, **kw, on_checkpoint=states.append,  # type: ignore[arg-type]
+                     should_stop=lambda: len(states) >= 1)  # fmt: skip
+    resumed, history, _ = train_motion(clips, TINY, **kw, resume_state=states[0])  # type: ignore[arg-type]
+    assert len(history) == 3
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_rollout_is_deterministic_for_a_seed() -> None:
+    model = _tiny_model()
+    a = rollout(model, [("idle", 6), ("walk", 10)], seed=3, blend=4)
+    b = rollout(model, [("idle", 6), ("walk", 10)], seed=3, blend=4)
+    assert a.positions.shape == (16, 16, 2)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    starts = {rollout(model, [("idle", 2)], seed=s).positions[0].tobytes() for s in range(8)}
+    assert len(starts) > 1, "the seed picks the starting pose"
+    assert a.positions[..., 1].min() > -1e-6, "grounded: no foot under the floor"
+
+
+def test_frames_for_any_chunking_gives_bit_identical_poses() -> None:
+    model = _tiny_model()
+    schedule = [("idle", 40), ("walk", 60)]
+    whole = frames_for(model, schedule, 5, list(range(100)), n_frames=100)
+    for size in (1, 7, 50):
+        parts = [
+            frames_for(model, schedule, 5, list(range(s, min(s + size, 100))), n_frames=100)
+            for s in range(0, 100, size)
+        ]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    with pytest.raises(ValueError, match="past the shot"):
+        frames_for(model, schedule, 5, [100], n_frames=100)
+
+
+def test_the_control_plane_knows_the_family_with_the_same_defaults() -> None:
+    from farm.families import BUILTIN
+    from workers.models import get_family
+    from workers.models import motion as motion_model
+
+    assert dict(BUILTIN["motion"].defaults) == motion_model.DEFAULTS
+    assert get_family("motion").model_cls is MotionRNN
