@@ -78,6 +78,14 @@ MOTION_DEFAULTS: dict[str, Any] = {
     "closed_loop": 1.0,
     "noise": 0.05,
 }
+STROKES_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "hidden": 256,
+    "mixtures": 20,
+    "augment": 0.15,
+}
 
 BUILTIN: dict[str, FamilyInfo] = {
     "vae": FamilyInfo(
@@ -115,6 +123,15 @@ BUILTIN: dict[str, FamilyInfo] = {
         unit="epochs",
         modes=frozenset(),
         datasets=("motion", "bvh:"),
+        checkpoint_every=5,
+    ),
+    "strokes": FamilyInfo(
+        "strokes",
+        STROKES_DEFAULTS,
+        unit="epochs",
+        modes=frozenset(),
+        datasets=("strokes",),
+        conditional=True,
         checkpoint_every=5,
     ),
 }
