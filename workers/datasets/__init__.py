@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workers.datasets import digits, glyphs, images, motion, sprites, strokes, video
+from workers.datasets import bvh, digits, glyphs, images, motion, sprites, strokes, video
 from workers.datasets.base import Dataset, DatasetError, Loader, Request, convert_channels
 from workers.datasets.digits import load_digits_images
 from workers.datasets.glyphs import parse_charset
@@ -37,6 +37,7 @@ FROM_PATH: dict[str, Loader] = {
     "images": images.load,
     "video": video.load,
     "glyphs": glyphs.load,
+    "bvh": bvh.load,
 }
 
 __all__ = [
