@@ -13,6 +13,7 @@ from workers.datasets.base import DatasetError
 from workers.datasets.strokes import HELDOUT_FONTS, LATIN_FONTS, _font, build
 from workers.models.strokes import (
     Mixture,
+    StrokeDecoder,
     StrokesConfig,
     sample,
     sample_mixture,
@@ -20,6 +21,7 @@ from workers.models.strokes import (
     to_stroke5,
     train_strokes,
 )
+from workers.writing import frames_for, visible_segments, write_text
 
 
 def test_cumulative_offsets_reproduce_the_hershey_points() -> None:
@@ -143,3 +145,51 @@ def test_the_control_plane_knows_the_family_with_the_same_defaults() -> None:
 
     assert dict(BUILTIN["strokes"].defaults) == strokes_model.DEFAULTS
     assert get_family("strokes").config_cls is StrokesConfig
+
+
+# --- writing text ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_writer() -> StrokeDecoder:
+    strokes = build(["futural", "rowmans"], ["futural", "rowmans"], list("LIT"), ["futural"])
+    cfg = StrokesConfig(num_classes=3, hidden=32, mixtures=3, embed=4, max_len=40)
+    torch.set_num_threads(1)
+    model, _, _ = train_strokes(strokes, cfg, epochs=25, batch_size=6, lr=1e-2, seed=0,
+                                augment=0.0)  # fmt: skip
+    return model
+
+
+def test_visible_segments_follow_the_pace_and_hold() -> None:
+    plan = [visible_segments(10, f, 8, hold=3) for f in range(8)]
+    assert plan == [2, 4, 6, 8, 10, 10, 10, 10]
+    assert [visible_segments(10, f, 5, per_frame=3) for f in range(5)] == [3, 6, 9, 10, 10]
+    with pytest.raises(ValueError, match="outside"):
+        visible_segments(10, 8, 8)
+
+
+def test_written_text_is_deterministic_and_refuses_unknown_characters(
+    tiny_writer: StrokeDecoder,
+) -> None:
+    a = write_text(tiny_writer, ["L", "I", "T"], "LIT IT", seed=3)
+    b = write_text(tiny_writer, ["L", "I", "T"], "LIT IT", seed=3)
+    np.testing.assert_array_equal(a.points, b.points)
+    assert len(a.glyph_ends) == 6 and a.glyph_ends[-1] == a.segments
+    assert a.glyph_ends[3] == a.glyph_ends[2], "a space draws nothing"
+    with pytest.raises(ValueError, match=r"does not know: \['x', 'z'\]"):
+        write_text(tiny_writer, ["L", "I", "T"], "LIxz", seed=3)
+
+
+def test_writing_frames_are_bit_identical_for_any_chunking(tiny_writer: StrokeDecoder) -> None:
+    n = 60
+
+    def render(frames: list[int]) -> np.ndarray:
+        text = write_text(tiny_writer, ["L", "I", "T"], "TIL", seed=9)  # each chunk re-samples
+        return frames_for(text, frames, n, 48, 32, line_width=2.0, hold=10)
+
+    whole = render(list(range(n)))
+    assert (whole[-1] != whole[0]).any(), "the text appears"
+    np.testing.assert_array_equal(whole[-1], whole[-10], "the last frames hold the text")
+    for size in (1, 7, 50):
+        parts = [render(list(range(s, min(s + size, n)))) for s in range(0, n, size)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
