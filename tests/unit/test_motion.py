@@ -193,3 +193,14 @@ def test_the_control_plane_knows_the_family_with_the_same_defaults() -> None:
 
     assert dict(BUILTIN["motion"].defaults) == motion_model.DEFAULTS
     assert get_family("motion").model_cls is MotionRNN
+
+
+def test_generated_feet_are_planted_while_down() -> None:
+    run = rollout(_tiny_model(), [("walk", 30)], seed=0)
+    feet = run.positions[:, list(FEET), :]  # (T, 2, 2)
+    down = feet[..., 1] < 0.02
+    held = down[1:] & down[:-1]
+    step = np.abs(np.diff(feet[..., 0], axis=0))
+    rows = held.any(axis=1)
+    assert rows.any()
+    assert np.where(held, step, np.inf)[rows].min(axis=1).max() < 1e-9

@@ -257,13 +257,17 @@ def _flight(action: str, phi: np.ndarray, k: dict[str, float]) -> np.ndarray:
 
 
 def place_root(
-    angles: np.ndarray, lift: np.ndarray, stance: np.ndarray | None = None
+    angles: np.ndarray,
+    lift: np.ndarray,
+    stance: np.ndarray | None = None,
+    flight_dx: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(root (T, 2), root_dx (T,), contacts (T, 2))`` for joint angles ``(T, 16)``: the root
     is as high as puts the lowest foot ``lift`` above the ground, and each step forward is
     what keeps the lowest foot in contact where it was (in flight: the previous step).
     ``stance`` (T,) (0 left, 1 right), where the gait knows it, is the only foot that can be
-    in contact."""
+    in contact. ``flight_dx`` (T,), when given, is the step wherever no foot is down (a
+    model's own prediction) instead of the previous step."""
     rel = forward_kinematics(angles, np.zeros((len(angles), 2)))[:, FEET, :]  # (T, 2, 2)
     height = lift - rel[:, :, 1].min(axis=1)
     foot_y = rel[:, :, 1] + height[:, None]
@@ -276,11 +280,11 @@ def place_root(
         if both.any():
             f = int(np.argmin(np.where(both, foot_y[t], np.inf)))
         else:
-            dx[t] = dx[t - 1]
+            dx[t] = dx[t - 1] if flight_dx is None else flight_dx[t]
             continue
         dx[t] = -(rel[t, f, 0] - rel[t - 1, f, 0])
     if len(dx) > 1:
-        dx[0] = dx[1]
+        dx[0] = dx[1] if flight_dx is None else flight_dx[0]
     x = np.cumsum(dx) - dx[0]
     return np.stack([x, height], axis=1), dx, contacts
 

@@ -28,7 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.datasets.motion import ACTIONS, FEET, JOINTS, MotionClips, forward_kinematics
+from workers.datasets.motion import (
+    ACTIONS,
+    FEET,
+    JOINTS,
+    MotionClips,
+    forward_kinematics,
+    place_root,
+)
 from workers.models.vae import (
     TrainingStopped,
     TrainState,
@@ -331,8 +338,8 @@ def rollout(
 
     The seed picks the first frame among the real starting frames the model keeps for the
     first action; after that each frame follows the prediction, one frame at a time at batch
-    one, so the same inputs give the same frames bit for bit on one device. ``ground`` lifts
-    the root where a predicted pose would put a foot through the floor.
+    one, so the same inputs give the same frames bit for bit on one device. ``ground``
+    plants the feet (:func:`_pose`).
     """
     w = action_weights(schedule, model.cfg.num_actions, blend)
     n = len(w) if n_frames is None else n_frames
@@ -361,14 +368,19 @@ def rollout(
 
 
 def _pose(features: np.ndarray, phase: np.ndarray, ground: bool) -> Rollout:
+    """Poses from predicted features; with ``ground``, the feet are planted as the data's
+    are: the root is lifted where a foot would go through the floor, and while a foot is down
+    the step forward is what keeps it in place (the predicted step only in flight), so
+    generated feet do not skate."""
     angles = features[:, : len(JOINTS)].astype(np.float64)
     dx = features[:, len(JOINTS)].astype(np.float64)
     height = features[:, len(JOINTS) + 1].astype(np.float64)
     if ground:
         feet = forward_kinematics(angles, np.zeros((len(angles), 2)))[:, FEET, 1]  # (T, 2)
-        height = np.maximum(height, -feet.min(axis=1))
-    x = np.cumsum(dx) - dx[0]
-    root = np.stack([x, height], axis=1)
+        lift = np.maximum(height + feet.min(axis=1), 0.0)
+        root, _, _ = place_root(angles, lift, flight_dx=dx)
+    else:
+        root = np.stack([np.cumsum(dx) - dx[0], height], axis=1)
     return Rollout(features, phase.astype(np.float64), angles, root,
                    forward_kinematics(angles, root))  # fmt: skip
 
