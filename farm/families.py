@@ -79,6 +79,22 @@ LSTM_DEFAULTS: dict[str, Any] = {
     "clip_len": 12,
     "vae": {"latent_dim": 16, "channels": 32, "epochs": 16, "batch_size": 64, "lr": 2e-3},
 }
+MOTION_DEFAULTS: dict[str, Any] = {
+    "epochs": 40,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "hidden": 128,
+    "closed_loop": 1.0,
+    "noise": 0.05,
+}
+STROKES_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "hidden": 256,
+    "mixtures": 20,
+    "augment": 0.15,
+}
 
 # Per image size, what grows with it: the latent, the finest stage's width (``width``; each
 # coarser stage doubles it, capped at 256), the batch and the training length. Found with
@@ -152,6 +168,24 @@ BUILTIN: dict[str, FamilyInfo] = {
         checkpoint_every=5,
         # The LSTM models the latents of its frame VAE, so its latent size is the VAE's.
         extra={"latent_dim": LSTM_DEFAULTS["vae"]["latent_dim"]},
+    ),
+    # Render modes (motion, write) come with their farm wiring; none yet.
+    "motion": FamilyInfo(
+        "motion",
+        MOTION_DEFAULTS,
+        unit="epochs",
+        modes=frozenset(),
+        datasets=("motion", "bvh:"),
+        checkpoint_every=5,
+    ),
+    "strokes": FamilyInfo(
+        "strokes",
+        STROKES_DEFAULTS,
+        unit="epochs",
+        modes=frozenset(),
+        datasets=("strokes",),
+        conditional=True,
+        checkpoint_every=5,
     ),
 }
 

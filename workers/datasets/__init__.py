@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workers.datasets import digits, glyphs, images, sprites, video
+from workers.datasets import bvh, digits, glyphs, images, motion, sprites, strokes, video
 from workers.datasets.base import Dataset, DatasetError, Loader, Request, convert_channels
 from workers.datasets.digits import load_digits_images
 from workers.datasets.glyphs import parse_charset
@@ -29,12 +29,15 @@ BUILTIN: dict[str, Loader] = {
     "moving-digits": _load_moving_digits,
     "glyphs": glyphs.load,
     "sprites": sprites.load,
+    "motion": motion.load,
+    "strokes": strokes.load,
 }
 # ``kind:<path>`` sets; the path is confined by the caller (farm.inputs.dataset_input).
 FROM_PATH: dict[str, Loader] = {
     "images": images.load,
     "video": video.load,
     "glyphs": glyphs.load,
+    "bvh": bvh.load,
 }
 
 __all__ = [

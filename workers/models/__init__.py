@@ -18,9 +18,13 @@ from torch import nn
 
 from workers.models import gan as _gan
 from workers.models import lstm as _lstm
+from workers.models import motion as _motion
+from workers.models import strokes as _strokes
 from workers.models import vae as _vae
 from workers.models.gan import GANConfig, Generator
 from workers.models.lstm import LatentLSTM, LSTMConfig
+from workers.models.motion import MotionConfig, MotionRNN
+from workers.models.strokes import StrokeDecoder, StrokesConfig
 from workers.models.vae import ConvVAE, VAEConfig
 
 ENTRY_POINT_GROUP = "farm.models"
@@ -89,6 +93,20 @@ FAMILIES: dict[str, ModelFamily] = {
         config_cls=LSTMConfig,
         train=_lstm.train_lstm,
         defaults=_lstm.DEFAULTS,
+    ),
+    "motion": ModelFamily(
+        name="motion",
+        model_cls=MotionRNN,
+        config_cls=MotionConfig,
+        train=_motion.train_motion,
+        defaults=_motion.DEFAULTS,
+    ),
+    "strokes": ModelFamily(
+        name="strokes",
+        model_cls=StrokeDecoder,
+        config_cls=StrokesConfig,
+        train=_strokes.train_strokes,
+        defaults=_strokes.DEFAULTS,
     ),
 }
 
