@@ -25,6 +25,7 @@ from farm.db import session_scope
 from farm.lifecycle import transition
 from farm.models import Job, JobDependency, Task
 from farm.planner import describe
+from farm.policy import Share, may_chain
 from farm.states import JobState, TaskKind, TaskState
 
 log = logging.getLogger(__name__)
@@ -107,30 +108,40 @@ _PICK_FAIR = text(
 )
 
 
-def _flight(project: str) -> str:
-    """SQL for how many of ``project``'s tasks of ``:queue`` are in flight (running or sent),
-    off the two partial indexes by (queue, project)."""
-    return (
-        "((SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
-        f" AND r.project = {project}) + (SELECT count(*) FROM tasks r WHERE r.state = 'queued'"
-        f" AND r.sent_at IS NOT NULL AND r.queue = :queue AND r.project = {project}))"
-    )
-
-
-# A worker's chained claim (workers.claims) under the fair share, as a condition on the
-# candidate ``tasks`` row: its project is under its cap, and no other project with ready
-# work, under its own cap, would come first or tie (farm.policy.may_chain).
-FAIR_CHAIN = (
-    " AND NOT EXISTS (SELECT 1 FROM projects me WHERE me.name = tasks.project AND ("
-    "(me.max_running IS NOT NULL AND " + _flight("me.name") + " + 1 > me.max_running)"
-    " OR EXISTS (SELECT 1 FROM projects q WHERE q.name <> me.name"
-    " AND EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+# What a worker's chained claim (workers.claims) decides by, for the queue ``:queue`` and the
+# finished task's job ``:job``: every project with running or ready tasks there (and the
+# job's own), its weight and cap, its running and sent tasks (off the partial indexes by
+# (queue, project)) and whether it has ready work, one index probe each.
+_CHAIN_SHARES = text(
+    "SELECT p.name, p.weight, p.max_running, p.name = (SELECT project FROM jobs WHERE id = :job)"
+    " AS mine, (SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
+    " AND r.project = p.name) AS running, (SELECT count(*) FROM tasks r WHERE r.state ="
+    " 'queued' AND r.sent_at IS NOT NULL AND r.queue = :queue AND r.project = p.name) AS sent,"
+    " EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
     + READY_IN_QUEUE
-    + " AND t.project = q.name AND NOT j.paused)"
-    " AND (q.max_running IS NULL OR " + _flight("q.name") + " + 1 <= q.max_running)"
-    " AND (" + _flight("q.name") + " + 0.5)::float8 / q.weight"
-    " <= (" + _flight("me.name") + " + 0.5)::float8 / me.weight)))"
+    + " AND t.project = p.name AND NOT j.paused) AS waiting FROM projects p"
 )
+
+
+def chain_allowed(conn: Connection, queue: str, job_id: int) -> bool:
+    """Whether a worker that just finished a task of ``job_id`` in ``queue`` may chain that
+    job's next task under the fair share: its project under its cap (tasks running or sent)
+    and within its fair target of the running tasks (:func:`farm.policy.may_chain`)."""
+    shares: dict[str, Share] = {}
+    waiting: set[str] = set()
+    mine = None
+    for name, weight, cap, is_mine, running, sent, ready in conn.execute(
+        _CHAIN_SHARES, {"queue": queue, "job": job_id}
+    ):
+        full = cap is not None and running + sent + 1 > cap
+        if is_mine:
+            if full:
+                return False
+            mine = name
+        elif ready and not full:
+            waiting.add(name)
+        shares[name] = Share(weight, cap, running)
+    return mine is None or may_chain(mine, shares, waiting)
 
 
 def fail_orphans(session: Session) -> int:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from farm.blocklist import record_failure
 from farm.config import Settings
 from farm.db import session_scope
-from farm.dispatch import FAIR_CHAIN, READY_IN_QUEUE, take
+from farm.dispatch import READY_IN_QUEUE, chain_allowed, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
 from farm.models import Artifact
 from farm.planner import NEXT_STAGE, QUEUE_OF
@@ -148,10 +148,10 @@ _END = {
 
 # The chain: the next ready task of the same job, queue and kind, taken in the completion's
 # transaction, while nothing of a higher priority waits in the queue (sent or not), the job
-# is not paused or blocking this worker, and the worker is not draining; under the fair
-# share, while no other project would be sent first (farm.dispatch.FAIR_CHAIN). Only our own
-# job, whose row the completion already holds, so two chaining workers cannot deadlock.
-def _chain_move(fair: bool) -> TextClause:
+# is not paused or blocking this worker, and the worker is not draining (under the fair share,
+# farm.dispatch.chain_allowed decides first). Only our own job, whose row the completion
+# already holds, so two chaining workers cannot deadlock.
+def _chain_move() -> TextClause:
     return move_sql(
         TaskState.QUEUED,
         TaskState.RUNNING,
@@ -175,7 +175,7 @@ def _chain_move(fair: bool) -> TextClause:
         " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
         " AND NOT EXISTS (SELECT 1 FROM workers WHERE name = :worker AND draining)"
         " AND NOT EXISTS (SELECT 1 FROM worker_failures WHERE job_id = :job AND worker = :worker"
-        " AND blocked_at IS NOT NULL)" + (FAIR_CHAIN if fair else ""),
+        " AND blocked_at IS NOT NULL)",
         "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
         " FROM moved WHERE name = :worker)",
         target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND "
@@ -185,8 +185,7 @@ def _chain_move(fair: bool) -> TextClause:
     )
 
 
-# By whether the fair share is on (farm.policy): a chain then also yields to other projects.
-_CHAIN_MOVES = {fair: _chain_move(fair) for fair in (False, True)}
+_CHAIN_MOVE = _chain_move()
 
 
 def _chain(
@@ -196,10 +195,13 @@ def _chain(
     for this worker in the caller's (the completion's) transaction, so it runs without a
     broker message; None when there is none to take."""
     kind, queue = kind or ctx.kind, queue or ctx.queue
+    conn = session.connection()
+    if ctx.settings.fair_share and not chain_allowed(conn, queue, ctx.job_id):
+        return None
     row = (
-        session.connection()
+        conn
         .execute(
-            _CHAIN_MOVES[ctx.settings.fair_share],
+            _CHAIN_MOVE,
             {"job": ctx.job_id, "kind": kind.value, "queue": queue,
              "worker": ctx.worker, "pid": os.getpid(), "lease_s": ctx.settings.lease_s,
              "message": None},
