@@ -1,4 +1,4 @@
-"""CLI commands of the shared farm: projects (weights, caps) and what they run."""
+"""CLI commands of the shared farm: projects (weights, caps) and what they run, limits."""
 
 from __future__ import annotations
 
@@ -56,5 +56,43 @@ def project_list(as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(table)
 
 
+limit_app = typer.Typer(help="Limits: named counters for scarce resources, farm-wide.")
+
+
+@limit_app.command("set")
+def limit_set(
+    name: str, count: int = typer.Argument(..., help="tasks that may hold it at once (>= 0)")
+) -> None:
+    """Create a limit or change its count; tasks holding it now go on."""
+    from farm.db import session_scope
+    from farm.limits import set_limit
+    from farm.runtime import services
+
+    try:
+        with services(Settings()) as s, session_scope(s) as session:
+            v = set_limit(session, name, count)
+    except FarmError as e:
+        raise _fail(e) from None
+    console.print(f"limit {v.name}: count {v.count}, held {v.held}")
+
+
+@limit_app.command("list")
+def limit_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    from farm.db import session_scope
+    from farm.limits import list_limits
+    from farm.runtime import services
+
+    with services(Settings()) as s, session_scope(s) as session:
+        limits = list_limits(session)
+    if as_json:
+        console.print_json(json.dumps([vars(v) for v in limits]))
+        return
+    table = Table("limit", "count", "held")
+    for v in limits:
+        table.add_row(v.name, str(v.count), str(v.held))
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(project_app, name="project")
+    app.add_typer(limit_app, name="limit")

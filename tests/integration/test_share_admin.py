@@ -122,3 +122,34 @@ def test_projects_api_reads_changes_and_refuses(
     assert _project(settings, "api-bad") is None
     p = _project(settings, "api-show")
     assert p is not None and p.weight == 3.0
+
+
+def test_limit_set_and_list_through_the_cli(settings: Settings) -> None:
+    code, out = farm_cli(settings, "limit", "set", "cli-lic", "3")
+    assert code == 0 and "limit cli-lic: count 3, held 0" in out, out
+    code, out = farm_cli(settings, "limit", "set", "cli-lic", "1")
+    assert code == 0, out
+    code, out = farm_cli(settings, "limit", "list", "--json")
+    assert code == 0, out
+    assert {"name": "cli-lic", "count": 1, "held": 0} in json.loads(out)
+    code, out = farm_cli(settings, "limit", "set", "cli-neg", "--", "-1")
+    assert code != 0 and "count" in out, out
+    code, out = farm_cli(settings, "limit", "list")
+    assert code == 0 and "cli-lic" in out and "cli-neg" not in out, out
+
+
+def test_limits_api_reads_changes_and_refuses(api: tuple[str, str, str]) -> None:
+    url, rw, ro = api
+    auth = {"Authorization": f"Bearer {rw}"}
+    r = httpx.put(f"{url}/limits/api-lic", json={"count": 2}, headers=auth)
+    assert r.status_code == 200 and r.json() == {"name": "api-lic", "count": 2, "held": 0}
+    r = httpx.get(f"{url}/limits", headers={"Authorization": f"Bearer {ro}"})
+    assert r.status_code == 200 and {"name": "api-lic", "count": 2, "held": 0} in r.json()
+    r = httpx.put(f"{url}/limits/api-lic", json={"count": 5},
+                  headers={"Authorization": f"Bearer {ro}"})  # fmt: skip
+    assert r.status_code == 403
+    for body in ({"count": -1}, {}, {"count": 1, "extra": 1}):
+        r = httpx.put(f"{url}/limits/api-neg", json=body, headers=auth)
+        assert r.status_code == 422, r.text
+    r = httpx.get(f"{url}/limits", headers=auth)
+    assert "api-neg" not in {v["name"] for v in r.json()}
