@@ -27,6 +27,8 @@ from farm.inputs import OutsideInputRoots, confine_input, dataset_input, input_r
 from farm.models import Job
 from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.specs import MAX_ID, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
+from farm.timeouts import RULES as TIMEOUT_RULES
+from farm.timeouts import problems as timeout_problems
 
 
 def find_job(session: Session, ref: str | int) -> Job:
@@ -125,6 +127,7 @@ def resolve(
     ctx = ctx or Resolving(session, settings)
     problems: list[tuple[str, str]] = ctx.project_problems(spec.project)
     problems += ctx.limit_problems(spec.limits)
+    problems += timeout_problems({r: getattr(spec, r) for r in TIMEOUT_RULES}, settings.heartbeat_s)
     name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
     readable = ctx.readable
     stored_output: object
