@@ -27,6 +27,7 @@ from farm.config import Settings
 from farm.db import session_scope
 from farm.dispatch import READY_IN_QUEUE, chain_allowed, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
+from farm.limits import room
 from farm.models import Artifact
 from farm.planner import NEXT_STAGE, QUEUE_OF
 from farm.states import TaskKind, TaskState, retry_delay_s
@@ -148,7 +149,8 @@ _END = {
 
 # The chain: the next ready task of the same job, queue and kind, taken in the completion's
 # transaction, while nothing of a higher priority waits in the queue (sent or not), the job
-# is not paused or blocking this worker, and the worker is not draining (under the fair share,
+# is not paused or blocking this worker, the worker is not draining, and every limit the task
+# names has room (the finished task no longer holds its own; under the fair share,
 # farm.dispatch.chain_allowed decides first). Only our own job, whose row the completion
 # already holds, so two chaining workers cannot deadlock.
 def _chain_move() -> TextClause:
@@ -175,7 +177,7 @@ def _chain_move() -> TextClause:
         " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
         " AND NOT EXISTS (SELECT 1 FROM workers WHERE name = :worker AND draining)"
         " AND NOT EXISTS (SELECT 1 FROM worker_failures WHERE job_id = :job AND worker = :worker"
-        " AND blocked_at IS NOT NULL)",
+        " AND blocked_at IS NOT NULL) AND " + room("tasks"),
         "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
         " FROM moved WHERE name = :worker)",
         target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND "
@@ -196,7 +198,8 @@ def _chain(
     broker message; None when there is none to take."""
     kind, queue = kind or ctx.kind, queue or ctx.queue
     conn = session.connection()
-    if ctx.settings.fair_share and not chain_allowed(conn, queue, ctx.job_id):
+    fair = ctx.settings.fair_share and not ctx.share_chains
+    if fair and not chain_allowed(conn, queue, ctx.job_id):
         return None
     row = (
         conn
@@ -227,6 +230,7 @@ def _chain(
         queue=queue,
         max_attempts=row.max_attempts,
         consumes=ctx.consumes,
+        share_chains=kind is ctx.kind,  # the same job's same queue: the decision holds
     )
 
 
