@@ -93,6 +93,34 @@ def limit_list(as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(table)
 
 
+def usage_command(
+    by: str = typer.Option("project", "--by", help="project, day, job or worker"),
+    project: str | None = typer.Option(None, "--project", help="only this project"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """What the farm spent: attempts, wall, GPU and CPU seconds (lost: a dead worker's)."""
+    from farm.db import session_scope
+    from farm.runtime import services
+    from farm.usage import usage
+
+    if by not in ("project", "day", "job", "worker"):
+        raise _fail(FarmError(f"--by: {by!r} is not one of project, day, job, worker"))
+    with services(Settings()) as s, session_scope(s) as session:
+        rows = usage(session, by, project)  # type: ignore[arg-type]
+    if as_json:
+        out = [{"key": r.key, "attempts": r.attempts, "wall_s": str(r.wall_s),
+                "gpu_s": str(r.gpu_s), "cpu_s": str(r.cpu_s), "lost_s": str(r.lost_s)}
+               for r in rows]  # fmt: skip
+        console.print_json(json.dumps(out))
+        return
+    table = Table(by, "attempts", "wall s", "GPU s", "CPU s", "lost s")
+    for r in rows:
+        table.add_row(r.key, str(r.attempts), *(f"{v:.3f}" for v in
+                      (r.wall_s, r.gpu_s, r.cpu_s, r.lost_s)))  # fmt: skip
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(project_app, name="project")
     app.add_typer(limit_app, name="limit")
+    app.command("usage")(usage_command)

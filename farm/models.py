@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -245,6 +246,32 @@ class Task(Base):
             "id",
             postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),
         ),
+    )
+
+
+class Attempt(Base):
+    """One attempt's accounting (farm.usage): its wall time on the device it held. Written in
+    the statement that ends the attempt; a dead worker's is written by the sweeper, counted
+    up to its lease's expiry and marked ``lost``."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    # "cuda:N <model>" or "cpu"
+    device: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime] = mapped_column(Timestamp)
+    # succeeded | failed | retried (failed, queued again) | lost (its worker died)
+    outcome: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "attempt", name="uq_attempts_task_id"),
+        Index("ix_attempts_ended_at", "ended_at"),
     )
 
 

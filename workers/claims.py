@@ -32,6 +32,7 @@ from farm.models import Artifact
 from farm.planner import NEXT_STAGE, QUEUE_OF
 from farm.states import TaskKind, TaskState, retry_delay_s
 from workers.context import Result, TaskContext
+from workers.device_label import device_label
 
 log = logging.getLogger(__name__)
 
@@ -130,19 +131,37 @@ def _idle(counter: str) -> str:
 
 
 _OURS = " AND attempts = :attempt"
+# The attempt's accounting row (farm.usage), written by the statement that ends it.
+_ACCOUNT = (
+    ", account AS (INSERT INTO attempts (task_id, job_id, project, attempt, worker, device,"
+    " started_at, ended_at, outcome) SELECT task_id, job_id, project, attempt, :worker,"
+    " :device, started_at, at, '{outcome}' FROM moved ON CONFLICT DO NOTHING)"
+)
+_ENDED = ("started_at", "project")
 _END = {
     TaskState.SUCCEEDED: move_sql(
-        TaskState.RUNNING, TaskState.SUCCEEDED, (), _OURS, _idle("tasks_succeeded")
+        TaskState.RUNNING,
+        TaskState.SUCCEEDED,
+        (),
+        _OURS,
+        _idle("tasks_succeeded") + _ACCOUNT.format(outcome="succeeded"),
+        returning=_ENDED,
     ),
     TaskState.QUEUED: move_sql(
         TaskState.RUNNING,
         TaskState.QUEUED,
         (("not_before", "now() + make_interval(secs => :delay_s)"),),
         _OURS,
-        _idle("tasks_failed"),
+        _idle("tasks_failed") + _ACCOUNT.format(outcome="retried"),
+        returning=_ENDED,
     ),
     TaskState.FAILED: move_sql(
-        TaskState.RUNNING, TaskState.FAILED, (), _OURS, _idle("tasks_failed")
+        TaskState.RUNNING,
+        TaskState.FAILED,
+        (),
+        _OURS,
+        _idle("tasks_failed") + _ACCOUNT.format(outcome="failed"),
+        returning=_ENDED,
     ),
 }
 
@@ -258,7 +277,7 @@ def _end_attempt(
         .execute(
             _END[dst],
             {"task": ctx.task_id, "attempt": ctx.attempt, "worker": ctx.worker,
-             "message": message, "delay_s": delay_s},
+             "message": message, "delay_s": delay_s, "device": device_label()},
         )
         .first()
     )  # fmt: skip
