@@ -24,6 +24,7 @@ from farm.api.schemas import (
     PriorityChange,
     WorkerPublic,
 )
+from farm.api.usage import router as usage_router
 from farm.config import Settings
 from farm.errors import BrokerUnusable, JobNotFound
 from farm.outputs import OutsideOutputRoot, confine
@@ -378,3 +379,4 @@ def metrics(request: Request, _: Reader) -> Response:
 router.include_router(logs_router)  # GET /tasks/{task_id}/logs (farm.api.logs)
 router.include_router(projects_router)  # GET /projects, PUT /projects/{name}
 router.include_router(limits_router)  # GET /limits, PUT /limits/{name}
+router.include_router(usage_router)  # GET /usage

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
@@ -18,8 +19,10 @@ from typer.testing import CliRunner
 from farm.cli import app
 from farm.models import Attempt, Task
 from farm.runtime import child_env
+from farm.tokens import create
 from farm.usage import usage
 from tests.integration.harness import Farm, make_settings
+from tests.integration.test_api import spawn_api
 
 LEASE_S = 3.0
 
@@ -134,3 +137,19 @@ def test_attempts_are_accounted_and_roll_up_exactly(farm: Farm) -> None:
     assert [(r["key"], Decimal(r["wall_s"])) for r in json.loads(result.output)] == [
         (u.key, u.wall_s) for u in by_project
     ]
+    log = farm.log_dir / "api.log"
+    url, proc = spawn_api(farm.settings, log)
+    try:
+        auth = {"Authorization": f"Bearer {create(farm.settings, 'acct', read_only=True)}"}
+        r = httpx.get(f"{url}/usage", params={"by": "day"}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert [(u["key"], Decimal(u["wall_s"])) for u in r.json()] == [
+            (u.key, u.wall_s) for u in by_day
+        ]
+        r = httpx.get(f"{url}/usage", params={"project": "acct-b"}, headers=auth)
+        assert [u["key"] for u in r.json()] == ["acct-b"]
+        assert httpx.get(f"{url}/usage", params={"by": "month"}, headers=auth).status_code == 422
+        assert httpx.get(f"{url}/usage").status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)
