@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm.inputs import parse_roots
@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # off sends by priority alone, across projects, as before projects existed.
     auto_create_projects: bool = True
     fair_share: bool = True
+    # Timeouts per task kind where a job's spec sets none (farm.timeouts), a JSON object:
+    # FARM_DEFAULT_TIMEOUTS='{"render_chunk": {"max_run_s": 3600, "stall_s": 600}}'. A plain
+    # string, so it passes to worker processes unchanged.
+    default_timeouts: str = ""
 
     # Celery task events (what Flower draws) from every worker all the time. Off, workers
     # send them only while a Flower is watching: Flower switches them on every few seconds
@@ -82,6 +86,19 @@ class Settings(BaseSettings):
     def _absolute_input_roots(cls, v: str) -> str:
         parse_roots(v)  # a relative entry fails here, when the settings are built
         return v
+
+    @model_validator(mode="after")
+    def _applicable_timeouts(self) -> Settings:
+        from farm.timeouts import parse_defaults
+
+        parse_defaults(self.default_timeouts, self.heartbeat_s)  # refused when built
+        return self
+
+    def timeout_defaults(self) -> dict[str, dict[str, float]]:
+        """``default_timeouts`` parsed: task kind -> rule -> seconds."""
+        from farm.timeouts import parse_defaults
+
+        return parse_defaults(self.default_timeouts, self.heartbeat_s)
 
     @property
     def embedded(self) -> bool:

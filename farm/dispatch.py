@@ -23,8 +23,10 @@ from farm.celery_app import TASK_NAMES
 from farm.config import Settings
 from farm.db import session_scope
 from farm.lifecycle import transition
+from farm.limits import held, room
 from farm.models import Job, JobDependency, Task
 from farm.planner import describe
+from farm.policy import Share, may_chain
 from farm.states import JobState, TaskKind, TaskState
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,17 @@ _UNMARK = text(
     " AND sent_at IS NOT NULL"
 )
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# Limits span queues: while any is set, one dispatcher at a time farm-wide (this lock is taken
+# before any queue's, so the order is the same for all), so two queues' passes cannot both
+# take a limit's last unit.
+_LIMITS_KEY = 0x4C494D54
+_ANY_LIMIT = text("SELECT EXISTS (SELECT 1 FROM limits)")
+_LIMITS_NOW = text(
+    "SELECT l.name, l.count, " + held("l.name") + " FROM limits l WHERE l.name = ANY(:names)"
+)
+_UNMARK_PICKED = text(
+    "UPDATE tasks SET sent_at = NULL, sends = greatest(sends - 1, 0) WHERE id = ANY(:ids)"
+)
 # Queues that hold ready work, by a skip scan of ix_tasks_ready (one probe per queue).
 _READY_QUEUES = text(
     "WITH RECURSIVE q(queue) AS ("
@@ -63,12 +76,14 @@ _PICK = text(
     "UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM jobs"
     " WHERE jobs.id = tasks.job_id AND tasks.id = ANY(ARRAY(SELECT t.id FROM tasks t"
     " JOIN jobs j ON j.id = t.job_id WHERE " + READY_IN_QUEUE + " AND NOT j.paused"
-    " ORDER BY t.priority DESC, t.id LIMIT (SELECT greatest(0, least(:limit, :ahead"
+    " AND "
+    + room("t")
+    + " ORDER BY t.priority DESC, t.id LIMIT (SELECT greatest(0, least(:limit, :ahead"
     " + (SELECT count(*) FROM tasks WHERE state = 'running' AND queue = :queue) + :claiming"
     " - (SELECT count(*) FROM tasks WHERE state = 'queued' AND sent_at IS NOT NULL"
     " AND queue = :queue) + :claiming)))"
     " FOR UPDATE OF t SKIP LOCKED))"
-    " RETURNING tasks.id, tasks.kind, tasks.frames, tasks.priority, jobs.name"
+    " RETURNING tasks.id, tasks.kind, tasks.frames, tasks.priority, jobs.name, tasks.limits"
 )
 
 # The same window, shared out by the fair share (farm.policy): each project's ready tasks off
@@ -93,7 +108,9 @@ _PICK_FAIR = text(
     " row_number() OVER (ORDER BY r.priority DESC, r.id) AS k FROM (SELECT t.id, t.priority"
     " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
     + READY_IN_QUEUE
-    + " AND t.project = p.name AND NOT j.paused ORDER BY t.priority DESC, t.id"
+    + " AND t.project = p.name AND NOT j.paused AND "
+    + room("t")
+    + " ORDER BY t.priority DESC, t.id"
     " LIMIT (SELECT n FROM room) FOR UPDATE OF t SKIP LOCKED) r) c"
     " WHERE p.max_running IS NULL OR coalesce(f.n, 0) + c.k <= p.max_running),"
     " picked AS MATERIALIZED (SELECT array_agg(id ORDER BY pass, priority DESC, id) AS ids"
@@ -103,34 +120,44 @@ _PICK_FAIR = text(
     " UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM jobs"
     " WHERE jobs.id = tasks.job_id AND tasks.id = ANY(CAST((SELECT ids FROM picked) AS bigint[]))"
     " RETURNING tasks.id, tasks.kind, tasks.frames,"
-    " array_position((SELECT ids FROM picked), tasks.id), jobs.name"
+    " array_position((SELECT ids FROM picked), tasks.id), jobs.name, tasks.limits"
 )
 
 
-def _flight(project: str) -> str:
-    """SQL for how many of ``project``'s tasks of ``:queue`` are in flight (running or sent),
-    off the two partial indexes by (queue, project)."""
-    return (
-        "((SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
-        f" AND r.project = {project}) + (SELECT count(*) FROM tasks r WHERE r.state = 'queued'"
-        f" AND r.sent_at IS NOT NULL AND r.queue = :queue AND r.project = {project}))"
-    )
-
-
-# A worker's chained claim (workers.claims) under the fair share, as a condition on the
-# candidate ``tasks`` row: its project is under its cap, and no other project with ready
-# work, under its own cap, would come first or tie (farm.policy.may_chain).
-FAIR_CHAIN = (
-    " AND NOT EXISTS (SELECT 1 FROM projects me WHERE me.name = tasks.project AND ("
-    "(me.max_running IS NOT NULL AND " + _flight("me.name") + " + 1 > me.max_running)"
-    " OR EXISTS (SELECT 1 FROM projects q WHERE q.name <> me.name"
-    " AND EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+# What a worker's chained claim (workers.claims) decides by, for the queue ``:queue`` and the
+# finished task's job ``:job``: every project with running or ready tasks there (and the
+# job's own), its weight and cap, its running and sent tasks (off the partial indexes by
+# (queue, project)) and whether it has ready work, one index probe each.
+_CHAIN_SHARES = text(
+    "SELECT p.name, p.weight, p.max_running, p.name = (SELECT project FROM jobs WHERE id = :job)"
+    " AS mine, (SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
+    " AND r.project = p.name) AS running, (SELECT count(*) FROM tasks r WHERE r.state ="
+    " 'queued' AND r.sent_at IS NOT NULL AND r.queue = :queue AND r.project = p.name) AS sent,"
+    " EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
     + READY_IN_QUEUE
-    + " AND t.project = q.name AND NOT j.paused)"
-    " AND (q.max_running IS NULL OR " + _flight("q.name") + " + 1 <= q.max_running)"
-    " AND (" + _flight("q.name") + " + 0.5)::float8 / q.weight"
-    " <= (" + _flight("me.name") + " + 0.5)::float8 / me.weight)))"
+    + " AND t.project = p.name AND NOT j.paused) AS waiting FROM projects p"
 )
+
+
+def chain_allowed(conn: Connection, queue: str, job_id: int) -> bool:
+    """Whether a worker that just finished a task of ``job_id`` in ``queue`` may chain that
+    job's next task under the fair share: its project under its cap (tasks running or sent)
+    and within its fair target of the running tasks (:func:`farm.policy.may_chain`)."""
+    shares: dict[str, Share] = {}
+    waiting: set[str] = set()
+    mine = None
+    for name, weight, cap, is_mine, running, sent, ready in conn.execute(
+        _CHAIN_SHARES, {"queue": queue, "job": job_id}
+    ):
+        full = cap is not None and running + sent + 1 > cap
+        if is_mine:
+            if full:
+                return False
+            mine = name
+        elif ready and not full:
+            waiting.add(name)
+        shares[name] = Share(weight, cap, running)
+    return mine is None or may_chain(mine, shares, waiting)
 
 
 def fail_orphans(session: Session) -> int:
@@ -208,28 +235,62 @@ def take(
     and caps (farm.policy), else by priority alone."""
     conn = session.connection()
     out: list[Outgoing] = []
+    limited = conn.execute(_ANY_LIMIT).scalar_one()
+    if limited:
+        conn.execute(_LOCK, {"key": _LIMITS_KEY})
     for queue in sorted(set(queues)):
         # One dispatcher per queue at a time: the next one waits, then counts what this one
         # marked, so concurrent passes neither overfill nor starve the window.
         conn.execute(_LOCK, {"key": zlib.crc32(queue.encode()) & 0x7FFFFFFF})
         params = {"queue": queue, "limit": limit, "ahead": ahead, "claiming": int(claiming)}
         rows = _pick_fair(conn, params) if fair else _pick(conn, params)
-        for task_id, name, frames, job_name in rows:
+        if limited:
+            rows = _within_limits(conn, rows)
+        for task_id, name, frames, job_name, _ in rows:
             kind = TaskKind(name)
             out.append(Outgoing(task_id, kind, queue, describe(kind, job_name, frames)))
     return out
 
 
-def _pick(conn: Connection, params: dict[str, Any]) -> list[tuple[int, str, str, str]]:
+Picked = tuple[int, str, str, str, list[str]]  # id, kind, frames, job name, limits
+
+
+def _pick(conn: Connection, params: dict[str, Any]) -> list[Picked]:
     """By priority, then age, whatever the project: the policy switched off."""
     rows = conn.execute(_PICK, params).all()
-    return [(r[0], r[1], r[2], r[4]) for r in sorted(rows, key=lambda r: (-r[3], r[0]))]
+    return [(r[0], r[1], r[2], r[4], r[5]) for r in sorted(rows, key=lambda r: (-r[3], r[0]))]
 
 
-def _pick_fair(conn: Connection, params: dict[str, Any]) -> list[tuple[int, str, str, str]]:
+def _pick_fair(conn: Connection, params: dict[str, Any]) -> list[Picked]:
     """By the fair share, in its order (lowest pass first): the broker delivers in send order."""
     rows = conn.execute(_PICK_FAIR, params).all()
-    return [(r[0], r[1], r[2], r[4]) for r in sorted(rows, key=lambda r: r[3])]
+    return [(r[0], r[1], r[2], r[4], r[5]) for r in sorted(rows, key=lambda r: r[3])]
+
+
+def _within_limits(conn: Connection, rows: list[Picked]) -> list[Picked]:
+    """The picked rows that fit their limits, in send order; the rest are un-marked. The pick
+    sends only tasks whose limits had room before it, but several tasks of one pass may
+    share a limit's last unit: the first in send order takes it."""
+    names = sorted({n for r in rows for n in r[4]})
+    if not names:
+        return rows
+    picked = {n: sum(n in r[4] for r in rows) for n in names}
+    free = {
+        name: count - (now - picked[name])
+        for name, count, now in conn.execute(_LIMITS_NOW, {"names": names})
+    }
+    keep: list[Picked] = []
+    back: list[int] = []
+    for r in rows:
+        if all(free.get(n, 0) > 0 for n in r[4]):
+            for n in r[4]:
+                free[n] -= 1
+            keep.append(r)
+        else:
+            back.append(r[0])
+    if back:
+        conn.execute(_UNMARK_PICKED, {"ids": back})
+    return keep
 
 
 def send_all(settings: Settings, celery: Celery, outgoing: list[Outgoing]) -> int:

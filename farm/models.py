@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -34,6 +35,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# A task that holds its limits: running, or sent and not yet claimed (farm.limits).
+HOLDING = (
+    "cardinality(limits) > 0 AND (state = 'running' OR (state = 'queued' AND sent_at IS NOT NULL))"
+)
 
 
 class Base(DeclarativeBase):
@@ -69,6 +76,20 @@ class Project(Base):
         CheckConstraint("weight > 0", name="weight_positive"),
         CheckConstraint("max_running IS NULL OR max_running >= 0", name="max_running_not_negative"),
     )
+
+
+class Limit(Base):
+    """A named counter for a scarce resource (farm.limits): never more tasks running or sent
+    that hold it than ``count``, farm-wide. What is held is counted from task rows, so a
+    task the sweeper requeues frees what it held."""
+
+    __tablename__ = "limits"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+    __table_args__ = (CheckConstraint("count >= 0", name="count_not_negative"),)
 
 
 class Job(Base):
@@ -155,6 +176,8 @@ class Task(Base):
     # The job's priority and project, copied so that the ready indexes are in send order.
     priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     project: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    # The limits (farm.limits) the task holds while running or sent: its job's ``limits``.
+    limits: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     state: Mapped[TaskState] = mapped_column(_enum(TaskState), default=TaskState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -210,6 +233,12 @@ class Task(Base):
             "id",
             postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),
         ),
+        # Tasks holding a limit (running or sent, with limits): what farm.limits counts.
+        Index(
+            "ix_tasks_holding",
+            "id",
+            postgresql_where=text(HOLDING),
+        ),
         # A job's ready tasks in order: what a worker's chained claim takes next.
         Index(
             "ix_tasks_ready_job",
@@ -217,6 +246,32 @@ class Task(Base):
             "id",
             postgresql_where=text("state = 'queued' AND sent_at IS NULL AND ready"),
         ),
+    )
+
+
+class Attempt(Base):
+    """One attempt's accounting (farm.usage): its wall time on the device it held. Written in
+    the statement that ends the attempt; a dead worker's is written by the sweeper, counted
+    up to its lease's expiry and marked ``lost``."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    # "cuda:N <model>" or "cpu"
+    device: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime] = mapped_column(Timestamp)
+    # succeeded | failed | retried (failed, queued again) | lost (its worker died)
+    outcome: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "attempt", name="uq_attempts_task_id"),
+        Index("ix_attempts_ended_at", "ended_at"),
     )
 
 

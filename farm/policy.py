@@ -49,20 +49,28 @@ def stride_order(
 
 
 def may_chain(mine: str, shares: Mapping[str, Share], waiting: set[str]) -> bool:
-    """Whether a worker that just finished a task of ``mine`` (no longer counted in flight)
-    may go on with that project's next one without the dispatcher: only when the project is
-    under its cap and every other project with ready work (``waiting``) would come after it
-    (a tie yields, so a project that has just arrived is not kept waiting by chains)."""
-    me = shares[mine]
-    if me.max_running is not None and me.in_flight + 1 > me.max_running:
-        return False
-    for name in waiting - {mine}:
-        other = shares[name]
-        if other.max_running is not None and other.in_flight + 1 > other.max_running:
-            continue
-        if pass_after(other, 1) <= pass_after(me, 1):
-            return False
-    return True
+    """Whether a worker that just finished a task of ``mine`` (no longer counted) may go on
+    with that project's next one without the dispatcher. ``shares`` counts each project's
+    *running* tasks of the queue in ``in_flight`` (its cap, on tasks running or sent, is
+    checked beforehand: ``farm.dispatch.chain_allowed``); ``waiting``: the other projects
+    with ready work, under their caps. The chain goes on while ``mine`` stays within its fair
+    target of the running tasks (water filling, :func:`fair_split`, over the running tasks
+    plus the chained one), rounded as Sainte-Lague rounds: up from a half.
+
+    Yielding whenever another project's stride pass ties or comes first (part 1's rule)
+    yielded at nearly every completion: the messages already sent count in flight, so the
+    lighter project's pass is at or past the other's whenever the window is full. A worker
+    that yields pays a broker message per task; one that goes on pays none, and the
+    dispatcher's stride pick still decides every message, so a project arriving late is
+    kept waiting by chains for at most ``FARM_CHAIN_S`` of a delivery."""
+    active = (waiting | {p for p, s in shares.items() if s.in_flight > 0}) | {mine}
+    if active == {mine}:
+        return True
+    slots = sum(shares[p].in_flight for p in active) + 1
+    demand = {p: shares[p].in_flight for p in active - waiting - {mine}}
+    caps = {p: shares[p].max_running for p in active}
+    target = fair_split({p: shares[p].weight for p in active}, slots, caps, demand)
+    return shares[mine].in_flight + 1 <= target[mine] + 0.5
 
 
 def fair_split(

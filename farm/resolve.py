@@ -28,6 +28,8 @@ from farm.inputs import OutsideInputRoots, confine_input, dataset_input, input_r
 from farm.models import Job
 from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.specs import MAX_ID, ClassKeyframe, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
+from farm.timeouts import RULES as TIMEOUT_RULES
+from farm.timeouts import problems as timeout_problems
 
 
 def find_job(session: Session, ref: str | int) -> Job:
@@ -57,6 +59,7 @@ class Resolving:
         self.files: dict[str, tuple[list[tuple[str, str]], ModelInfo | None]] = {}
         self.auto_projects = settings.auto_create_projects
         self.projects: dict[str, bool] = {}
+        self.limits: set[str] = set()
 
     def project_problems(self, name: str) -> list[tuple[str, str]]:
         """An unknown project is refused unless the farm creates projects on first use."""
@@ -74,6 +77,20 @@ class Resolving:
                 f"unknown project {name!r} (FARM_AUTO_CREATE_PROJECTS is off:"
                 f" create it with farm project set {name})",
             )
+        ]
+
+    def limit_problems(self, names: list[str]) -> list[tuple[str, str]]:
+        """Limits are never created on first use: a typo would hold nothing back."""
+        unknown = [n for n in names if n not in self.limits]
+        if unknown:
+            from farm.limits import known
+
+            found = known(self.session, unknown)
+            self.limits.update(found)
+        return [
+            (f"limits.{i}", f"unknown limit {n!r} (create it with farm limit set {n} COUNT)")
+            for i, n in enumerate(names)
+            if n not in self.limits
         ]
 
     def job(self, ref: str | int) -> Job:
@@ -110,6 +127,8 @@ def resolve(
     carries what earlier submissions of the same run looked up."""
     ctx = ctx or Resolving(session, settings)
     problems: list[tuple[str, str]] = ctx.project_problems(spec.project)
+    problems += ctx.limit_problems(spec.limits)
+    problems += timeout_problems({r: getattr(spec, r) for r in TIMEOUT_RULES}, settings.heartbeat_s)
     name = spec.name or f"{spec.kind}-{uuid.uuid4().hex[:8]}"
     readable = ctx.readable
     stored_output: object

@@ -57,6 +57,7 @@ _SEED_KEY = re.compile(r"^seed:(\d{1,10})$")
 WebhookEvent = Literal["started", "succeeded", "failed", "canceled"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("started", "succeeded", "failed", "canceled")
 Tag = Annotated[str, Field(pattern=NAME_PATTERN)]
+LimitName = Annotated[str, Field(pattern=PROJECT_PATTERN)]
 MAX_ID = 2**62
 MAX_CHUNKS = 10_000
 JobIdRef = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -101,6 +102,22 @@ class _Spec(BaseModel):
     project: str = Field(
         default="default", pattern=PROJECT_PATTERN, description="project whose share it runs in"
     )
+    limits: list[LimitName] = Field(
+        default_factory=list, max_length=16,
+        description="limits (farm limit set NAME N) each of its tasks holds while it runs",
+    )  # fmt: skip
+    # Timeouts of each of its tasks' attempts (farm.timeouts); unset: the farm's default
+    # for the task's kind.
+    max_run_s: float | None = Field(
+        default=None, gt=0, le=30 * 86400, description="fail an attempt that runs longer"
+    )
+    min_run_s: float | None = Field(
+        default=None, gt=0, le=30 * 86400, description="fail an attempt that finishes sooner"
+    )
+    stall_s: float | None = Field(
+        default=None, gt=0, le=30 * 86400,
+        description="fail an attempt whose progress stands still this long",
+    )  # fmt: skip
     name: str | None = Field(default=None, pattern=NAME_PATTERN, description="job name")
     priority: int = Field(default=50, ge=0, le=100, description="0-100; higher goes first")
     max_attempts: int | None = Field(default=None, ge=1, le=100)

@@ -233,7 +233,7 @@ def _insert(session: Session, settings: Settings, new: list[_New], submitter: st
         free = all(d in done for d in deps)
         tasks += (
             vars(p) | {"job_id": job_id, "max_attempts": attempts, "priority": spec.priority,
-                       "project": spec.project,
+                       "project": spec.project, "limits": list(dict.fromkeys(spec.limits)),
                        "ready": free and p.stage == first, "stage_end": ends[p.stage]}
             for p in planned
         )  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from celery import Celery
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from farm.blocklist import record_failure
 from farm.broker import raise_if_unfixable
@@ -166,12 +166,25 @@ def _apply(settings: Settings, d: Decision) -> None:
             return
         if task.state is TaskState.RUNNING:  # a lost worker counts against it, as a failure
             record_failure(session, task.job_id, task.worker, d.reason, settings.block_after)
+            if d.action in ("requeue", "fail"):
+                session.execute(_LOST_ATTEMPT, {"task": task.id})
         if d.action == "requeue" and task.state is TaskState.RUNNING:
             log.warning("task %s: %s (worker %s)", task.id, d.reason, task.worker)
             task.not_before = None
             transition(session, task, TaskState.QUEUED, message=d.reason)
         elif d.action == "fail" and task.state in (TaskState.RUNNING, TaskState.QUEUED):
             transition(session, task, TaskState.FAILED, message=d.reason)
+
+
+# A dead worker's attempt, for accounting (farm.usage): counted up to its lease's expiry, on
+# the device that worker's last accounted attempt had.
+_LOST_ATTEMPT = text(
+    "INSERT INTO attempts (task_id, job_id, project, attempt, worker, device, started_at,"
+    " ended_at, outcome) SELECT t.id, t.job_id, t.project, t.attempts, t.worker,"
+    " coalesce((SELECT a.device FROM attempts a WHERE a.worker = t.worker ORDER BY a.id DESC"
+    " LIMIT 1), 'unknown'), t.started_at, greatest(t.started_at, t.lease_expires_at), 'lost'"
+    " FROM tasks t WHERE t.id = :task AND t.started_at IS NOT NULL ON CONFLICT DO NOTHING"
+)
 
 
 def sweep_forever(settings: Settings, celery: Celery, stop: threading.Event) -> None:

@@ -25,12 +25,14 @@ from sqlalchemy.orm import Session
 from farm.blocklist import record_failure
 from farm.config import Settings
 from farm.db import session_scope
-from farm.dispatch import FAIR_CHAIN, READY_IN_QUEUE, take
+from farm.dispatch import READY_IN_QUEUE, chain_allowed, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
+from farm.limits import room
 from farm.models import Artifact
 from farm.planner import NEXT_STAGE, QUEUE_OF
 from farm.states import TaskKind, TaskState, retry_delay_s
 from workers.context import Result, TaskContext
+from workers.device_label import device_label
 
 log = logging.getLogger(__name__)
 
@@ -129,29 +131,48 @@ def _idle(counter: str) -> str:
 
 
 _OURS = " AND attempts = :attempt"
+# The attempt's accounting row (farm.usage), written by the statement that ends it.
+_ACCOUNT = (
+    ", account AS (INSERT INTO attempts (task_id, job_id, project, attempt, worker, device,"
+    " started_at, ended_at, outcome) SELECT task_id, job_id, project, attempt, :worker,"
+    " :device, started_at, at, '{outcome}' FROM moved ON CONFLICT DO NOTHING)"
+)
+_ENDED = ("started_at", "project")
 _END = {
     TaskState.SUCCEEDED: move_sql(
-        TaskState.RUNNING, TaskState.SUCCEEDED, (), _OURS, _idle("tasks_succeeded")
+        TaskState.RUNNING,
+        TaskState.SUCCEEDED,
+        (),
+        _OURS,
+        _idle("tasks_succeeded") + _ACCOUNT.format(outcome="succeeded"),
+        returning=_ENDED,
     ),
     TaskState.QUEUED: move_sql(
         TaskState.RUNNING,
         TaskState.QUEUED,
         (("not_before", "now() + make_interval(secs => :delay_s)"),),
         _OURS,
-        _idle("tasks_failed"),
+        _idle("tasks_failed") + _ACCOUNT.format(outcome="retried"),
+        returning=_ENDED,
     ),
     TaskState.FAILED: move_sql(
-        TaskState.RUNNING, TaskState.FAILED, (), _OURS, _idle("tasks_failed")
+        TaskState.RUNNING,
+        TaskState.FAILED,
+        (),
+        _OURS,
+        _idle("tasks_failed") + _ACCOUNT.format(outcome="failed"),
+        returning=_ENDED,
     ),
 }
 
 
 # The chain: the next ready task of the same job, queue and kind, taken in the completion's
 # transaction, while nothing of a higher priority waits in the queue (sent or not), the job
-# is not paused or blocking this worker, and the worker is not draining; under the fair
-# share, while no other project would be sent first (farm.dispatch.FAIR_CHAIN). Only our own
-# job, whose row the completion already holds, so two chaining workers cannot deadlock.
-def _chain_move(fair: bool) -> TextClause:
+# is not paused or blocking this worker, the worker is not draining, and every limit the task
+# names has room (the finished task no longer holds its own; under the fair share,
+# farm.dispatch.chain_allowed decides first). Only our own job, whose row the completion
+# already holds, so two chaining workers cannot deadlock.
+def _chain_move() -> TextClause:
     return move_sql(
         TaskState.QUEUED,
         TaskState.RUNNING,
@@ -175,7 +196,7 @@ def _chain_move(fair: bool) -> TextClause:
         " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
         " AND NOT EXISTS (SELECT 1 FROM workers WHERE name = :worker AND draining)"
         " AND NOT EXISTS (SELECT 1 FROM worker_failures WHERE job_id = :job AND worker = :worker"
-        " AND blocked_at IS NOT NULL)" + (FAIR_CHAIN if fair else ""),
+        " AND blocked_at IS NOT NULL) AND " + room("tasks"),
         "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
         " FROM moved WHERE name = :worker)",
         target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND "
@@ -185,8 +206,7 @@ def _chain_move(fair: bool) -> TextClause:
     )
 
 
-# By whether the fair share is on (farm.policy): a chain then also yields to other projects.
-_CHAIN_MOVES = {fair: _chain_move(fair) for fair in (False, True)}
+_CHAIN_MOVE = _chain_move()
 
 
 # Whether the queue has anything a dispatch pass would send (its ready index, one row).
@@ -200,10 +220,14 @@ def _chain(
     for this worker in the caller's (the completion's) transaction, so it runs without a
     broker message; None when there is none to take."""
     kind, queue = kind or ctx.kind, queue or ctx.queue
+    conn = session.connection()
+    fair = ctx.settings.fair_share and not ctx.share_chains
+    if fair and not chain_allowed(conn, queue, ctx.job_id):
+        return None
     row = (
-        session.connection()
+        conn
         .execute(
-            _CHAIN_MOVES[ctx.settings.fair_share],
+            _CHAIN_MOVE,
             {"job": ctx.job_id, "kind": kind.value, "queue": queue,
              "worker": ctx.worker, "pid": os.getpid(), "lease_s": ctx.settings.lease_s,
              "message": None},
@@ -229,6 +253,7 @@ def _chain(
         queue=queue,
         max_attempts=row.max_attempts,
         consumes=ctx.consumes,
+        share_chains=kind is ctx.kind,  # the same job's same queue: the decision holds
     )
 
 
@@ -256,7 +281,7 @@ def _end_attempt(
         .execute(
             _END[dst],
             {"task": ctx.task_id, "attempt": ctx.attempt, "worker": ctx.worker,
-             "message": message, "delay_s": delay_s},
+             "message": message, "delay_s": delay_s, "device": device_label()},
         )
         .first()
     )  # fmt: skip

@@ -73,6 +73,12 @@ class TaskContext:
     # the progress row: set by the runner for the attempt, None outside one.
     log_line: Callable[[str], None] | None = None
     _last_progress: float = 0.0
+    # The fair share let this delivery's chain go on (farm.dispatch.chain_allowed), decided
+    # once a delivery: its chain lasts FARM_CHAIN_S at most, so the decision is that fresh.
+    share_chains: bool = False
+    # When the progress values last changed (monotonic; 0: never): what stall_s watches.
+    progress_moved_at: float = 0.0
+    _last_values: dict[str, Any] | None = None
 
     def check(self) -> None:
         """Raise TaskLost if the task was taken from us; stages call this between batches."""
@@ -81,6 +87,8 @@ class TaskContext:
 
     def progress(self, values: dict[str, Any], *, min_interval_s: float = 1.0) -> None:
         now = time.monotonic()
+        if values != self._last_values:
+            self._last_values, self.progress_moved_at = dict(values), now
         if now - self._last_progress < min_interval_s:
             return
         self._last_progress = now

@@ -26,6 +26,7 @@ from farm.db import get_engine
 from farm.dispatch import dispatch_ready, send_all
 from farm.errors import BrokerUnusable, TaskLost
 from farm.states import TaskKind
+from farm.timeouts import Timeouts, effective
 from workers.claims import Completion, claim, complete, fail, with_db_retry
 from workers.context import PermanentError, Result, TaskContext
 from workers.tasklog import capture
@@ -35,14 +36,39 @@ HOST = socket.gethostname()
 
 
 class Heartbeat(threading.Thread):
-    def __init__(self, ctx: TaskContext) -> None:
+    """Extends the attempt's lease every beat, and applies its ``max_run_s`` and ``stall_s``
+    (farm.timeouts): the thread lives on while a stage hangs in a call that never returns,
+    so it is the one that can tell. A rule that fires fails the attempt (retries apply),
+    tells the stage to stop at its next check, and if the stage has not returned a beat
+    later, ends the worker's child process: a hung CUDA call cannot be interrupted, and
+    the prefork pool starts a fresh child."""
+
+    def __init__(self, ctx: TaskContext, timeouts: Timeouts | None = None) -> None:
         super().__init__(name=f"heartbeat-{ctx.task_id}", daemon=True)
         self.ctx = ctx
+        self.timeouts = timeouts or Timeouts()
         self.stop_event = threading.Event()
+        self.started = time.monotonic()
+        self.fired: str | None = None
+
+    def broken_rule(self, now: float) -> str | None:
+        """The error of the first rule the attempt breaks at ``now``, if any."""
+        t = self.timeouts
+        ran = now - self.started
+        if t.max_run_s is not None and ran > t.max_run_s:
+            return f"max_run_s exceeded (ran {ran:.0f} s)"
+        still = now - max(self.started, self.ctx.progress_moved_at)
+        if t.stall_s is not None and still > t.stall_s:
+            return f"stall_s: no progress for {still:.0f} s"
+        return None
 
     def run(self) -> None:
         s = self.ctx.settings
         while not self.stop_event.wait(s.heartbeat_s):
+            broken = self.broken_rule(time.monotonic())
+            if broken is not None:
+                self._fire(broken)
+                return
             try:
                 with get_engine(s, ping=False).begin() as conn:
                     row = conn.execute(
@@ -59,11 +85,31 @@ class Heartbeat(threading.Thread):
             except Exception as e:  # a database blip: try again next beat
                 log.warning("task %s: heartbeat failed: %s", self.ctx.task_id, e)
 
+    def _fire(self, error: str) -> None:
+        self.fired = error
+        log.error("task %s attempt %s: %s", self.ctx.task_id, self.ctx.attempt, error)
+        self.ctx.lost.set()
+        try:
+            fail(self.ctx, error)
+        except Exception:  # the lease lapses and the sweeper requeues it instead
+            log.exception("task %s: could not record %s", self.ctx.task_id, error)
+        if not self.stop_event.wait(self.ctx.settings.heartbeat_s):
+            log.critical(
+                "task %s: the stage is still stuck a heartbeat after %s; exiting this process",
+                self.ctx.task_id,
+                error,
+            )
+            os._exit(70)
+
     def stop(self) -> None:
         self.stop_event.set()
 
 
 Stage = Callable[[TaskContext], Result]
+
+
+class TooFast(Exception):
+    """The stage returned before the attempt's ``min_run_s``."""
 
 
 def stage_for(kind: TaskKind) -> Stage:
@@ -138,14 +184,22 @@ def _attempt(
 ) -> tuple[str, TaskContext | None]:
     task_id = ctx.task_id
     log.info("task %s (job %s %s) attempt %s: start", task_id, ctx.job_id, ctx.kind, ctx.attempt)
-    beat = Heartbeat(ctx)
+    timeouts = effective(ctx.spec, ctx.kind.value, settings.timeout_defaults())
+    beat = Heartbeat(ctx, timeouts)
     beat.start()
     outcome, done = "failed", Completion(False)
     try:
         result = stage_for(ctx.kind)(ctx)
         ctx.check()
+        ran = time.monotonic() - beat.started
+        if timeouts.min_run_s is not None and ran < timeouts.min_run_s:
+            # Too fast to be real work: an empty input, a stage that skipped its frames.
+            raise TooFast(f"min_run_s: finished in {ran:.1f} s")
     except TaskLost:
-        outcome = "lost"
+        outcome = beat.fired or "lost"
+    except TooFast as e:
+        log.error("task %s attempt %s: %s", task_id, ctx.attempt, e)
+        fail(ctx, str(e))
     except Exception as e:
         # A permanent failure names what caused it (CheckpointError, DatasetError, ...).
         shown = e.__cause__ if isinstance(e, PermanentError) and e.__cause__ else e

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from pydantic import TypeAdapter
 
 from farm.api.app import json_typed, principal, writer
+from farm.api.limits import router as limits_router
 from farm.api.logs import router as logs_router
 from farm.api.projects import router as projects_router
 from farm.api.schemas import (
@@ -23,6 +24,7 @@ from farm.api.schemas import (
     PriorityChange,
     WorkerPublic,
 )
+from farm.api.usage import router as usage_router
 from farm.config import Settings
 from farm.errors import BrokerUnusable, JobNotFound
 from farm.outputs import OutsideOutputRoot, confine
@@ -376,3 +378,5 @@ def metrics(request: Request, _: Reader) -> Response:
 
 router.include_router(logs_router)  # GET /tasks/{task_id}/logs (farm.api.logs)
 router.include_router(projects_router)  # GET /projects, PUT /projects/{name}
+router.include_router(limits_router)  # GET /limits, PUT /limits/{name}
+router.include_router(usage_router)  # GET /usage

@@ -35,18 +35,24 @@ def test_stride_order_lends_an_idle_project_share() -> None:
     assert stride_order(shares, {"a": [(50, 1), (50, 2)], "b": []}, 2) == [1, 2]
 
 
-def test_may_chain_yields_to_a_newcomer_and_keeps_a_fair_split() -> None:
-    # 3 workers at 2:1, a's worker finished one: a has 1 in flight (pass 0.75), b 1 (1.5).
+def test_may_chain_keeps_a_fair_split_and_yields_to_a_newcomer() -> None:
+    # in_flight counts running tasks here. 3 workers at 2:1, a's worker finished one: a runs
+    # 1, b 1; a's target of 3 is 2: it goes on. b's worker finished: b's target is 1.
     assert may_chain("a", {"a": Share(2.0, in_flight=1), "b": Share(1.0, in_flight=1)}, {"b"})
-    # b's worker finished: b 0 (pass 0.5), a 2 (pass 1.25): b goes on.
     assert may_chain("b", {"a": Share(2.0, in_flight=2), "b": Share(1.0, in_flight=0)}, {"a"})
-    # a newcomer c with nothing in flight (0.5) comes before a (0.75): a yields.
-    shares = {"a": Share(2.0, in_flight=1), "c": Share(1.0)}
+    # 2 workers at 2:1: b's target is 2/3 of a worker, rounded up from a half: one.
+    assert may_chain("b", {"a": Share(2.0, in_flight=1), "b": Share(1.0, in_flight=0)}, {"a"})
+    # a newcomer c at weight 2 while a fills 3 workers: a's target is 1, it runs 2 more.
+    shares = {"a": Share(1.0, in_flight=2), "c": Share(2.0)}
     assert not may_chain("a", shares, {"c"})
+    # over its target at equal weights: 3 of 3 against 1.5
+    assert not may_chain("a", {"a": Share(1.0, in_flight=2), "b": Share(1.0)}, {"b"})
     assert may_chain("a", {"a": Share(1.0, in_flight=0)}, set())
-    assert not may_chain("a", {"a": Share(1.0, max_running=1, in_flight=1)}, set())
-    # a capped-out project does not stop the chain
-    assert may_chain("a", {"a": Share(1.0, in_flight=3), "c": Share(1.0, 0)}, {"c"})
+    # a project with no ready work keeps what it runs, no more: a's target is 4 - 2
+    shares = {"a": Share(1.0, in_flight=1), "d": Share(3.0, in_flight=2)}
+    assert may_chain("a", shares, set())
+    # a project without ready work and nothing running (or capped out) takes no part
+    assert may_chain("a", {"a": Share(1.0, in_flight=3), "c": Share(1.0, 0)}, set())
 
 
 @pytest.mark.parametrize(
