@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 RGBA = tuple[int, int, int, int]
 COLOR_FIELDS = ("fill", "outline", "glow", "shadow", "background")
-WIDTH_FIELDS = ("outline_px", "glow_px", "shadow_offset")
+WIDTH_FIELDS = ("outline_px", "glow_px", "shadow_offset", "smooth_px")
 # What a frame shows when the spec names no colour: white shapes on black, like the grey
 # renders before colour existed.
 DEFAULT_FILL: RGBA = (255, 255, 255, 255)

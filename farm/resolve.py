@@ -218,6 +218,15 @@ def _sidecar(readable: tuple[Path, ...], checkpoint: Path) -> dict[str, Any] | N
     return read_sidecar(checkpoint)
 
 
+def style_problem(style: str, info: ModelInfo) -> str | None:
+    """Why ``style`` (a font the model was trained on) cannot be rendered, or None."""
+    if info.family != "vae":
+        return f"styles need a VAE with style_means; a {info.family} has none"
+    if info.styles and style not in info.styles:
+        return f"{style!r}: the model's styles are {', '.join(info.styles)}"
+    return None
+
+
 def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
     """What the checkpoint's family, classes, styles, latent size and colours rule out for
     this render."""
@@ -249,6 +258,10 @@ def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
             if missing:
                 chars = ", ".join(repr(c) for c in missing)
                 out.append(("text", f"{chars} not in the model's charset ({_charset(info)})"))
+        if spec.style is not None:
+            reason = style_problem(spec.style, info)
+            if reason:
+                out.append(("style", reason))
     if spec.mode == "latent_walk":
         out += _keyframe_problems(spec, info)
     return out + colour_problems(spec, info)
@@ -288,14 +301,9 @@ def _keyframe_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str
             if reason:
                 out.append((f"keyframes.{i}.class", reason))
             if key.style is not None:
-                if info.family != "vae":
-                    why = f"styles need a VAE with style_means; a {info.family} has none"
-                    out.append((f"keyframes.{i}.style", why))
-                elif info.styles and key.style not in info.styles:
-                    known = ", ".join(info.styles)
-                    out.append(
-                        (f"keyframes.{i}.style", f"{key.style!r}: the model's styles are {known}")
-                    )
+                reason = style_problem(key.style, info)
+                if reason:
+                    out.append((f"keyframes.{i}.style", reason))
         want = info.latent_dim
         if isinstance(key, LatentKeyframe) and want is not None and len(key.latent) != want:
             got = len(key.latent)

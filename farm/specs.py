@@ -398,6 +398,9 @@ class Colors(BaseModel):
     background: str | None = Field(default=None, description="default opaque black")
     outline_px: float | None = Field(default=None, ge=0, le=512)
     glow_px: float | None = Field(default=None, gt=0, le=1024)
+    smooth_px: float | None = Field(
+        default=None, ge=0, le=4, description="SDF models: blur the decoded field (model px)"
+    )
     shadow_offset: tuple[float, float] | None = Field(
         default=None, description="(x, y) in output pixels, +y down"
     )
@@ -545,6 +548,9 @@ class RenderSpec(_Spec):
     transition: int | None = Field(
         default=None, ge=0, le=1_000_000, description="title: frames between letters"
     )
+    style: str | None = Field(
+        default=None, min_length=1, max_length=200, description="title: one font for the word"
+    )
     colors: Colors | None = Field(default=None, description="fill, outline, background...")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="noise / rollout clip seed")
     seed_frames: int = Field(default=4, ge=1, le=10_000, description="rollout: true frames")
@@ -633,7 +639,7 @@ class RenderSpec(_Spec):
         if self.mode != "title":
             return [
                 (f, f"only mode 'title' uses it, not {self.mode!r}")
-                for f in ("text", "hold", "transition")
+                for f in ("text", "hold", "transition", "style")
                 if getattr(self, f) is not None
             ]
         if self.text is None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.models.vae import ConvVAE
-from workers.shading import Look, Palette, over_background, shade_sdf, tint_grey
+from workers.shading import Look, Palette, over_background, shade_sdf, smooth_field, tint_grey
 
 _SEED_PREFIX = "seed:"
 
@@ -157,6 +157,7 @@ class FrameStyle:
     out_channels: int = 1
     spread_px: float = 4.0
     looks: Sequence[Look] = (Look(),)
+    smooth_px: float = 0.0  # blur of a decoded field, model pixels (shading.smooth_field)
 
     def palette(self, start: int, count: int, device: torch.device) -> Palette:
         if len(self.looks) == 1:
@@ -180,6 +181,7 @@ def finish_frames(
     size = (height, width)
     if style.target == "sdf":
         pal = style.palette(start, img.shape[0], img.device)
+        img = smooth_field(img, style.smooth_px)
         return shade_sdf(img, height, width, pal, spread_px=style.spread_px,
                          channels=style.out_channels)  # fmt: skip
     if img.shape[1] == 4:
@@ -449,12 +451,17 @@ def storyboard_latents(
     *,
     seed: int = 0,
     num_classes: int = 10,
+    keys: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Latents ``(P, D)`` that hold one noise vector per shot (shot ``i`` uses seed
-    ``seed + i``) and slerp to the next shot's during transitions, with the same ``t`` as
-    the class weights, so style and class morph together."""
+    """Latents ``(P, D)`` that hold one latent per shot and slerp to the next shot's during
+    transitions, with the same ``t`` as the class weights, so style and class morph
+    together. The latents are ``keys`` ``(K, D)`` when given, else noise (shot ``i`` uses
+    seed ``seed + i``)."""
     plan = parse_storyboard(shots, num_classes)
-    keys = seed_keys([seed + i for i in range(len(plan))], latent_dim)  # (K, D)
+    if keys is None:
+        keys = seed_keys([seed + i for i in range(len(plan))], latent_dim)  # (K, D)
+    elif keys.shape != (len(plan), latent_dim):
+        raise ValueError(f"keys must be ({len(plan)}, {latent_dim}), got {tuple(keys.shape)}")
     rows = []
     for p in positions:
         i, u = _locate(plan, p)

@@ -172,10 +172,19 @@ def test_shot_colours_morph_over_the_transition_in_any_chunking() -> None:
 
 
 def test_a_title_is_a_storyboard_of_its_letters() -> None:
+    from workers.modes.storyboard import render_shots
+    from workers.render import seed_keys
+
     job = _cvae_job({"mode": "title", "text": "BC", "hold": 2, "transition": 3}, 7)
     title = _all(job, list(range(7)))
-    story = _all(_cvae_job({"mode": "storyboard", "storyboard": NAMED}, 7), list(range(7)))
+    # Every letter in one style: the seed's noise, held through both shots.
+    keys = seed_keys([0], 4).expand(2, -1)
+    shots = [{**s, "class": i} for s, i in zip(NAMED, (1, 2), strict=True)]
+    story_job = _cvae_job({"mode": "storyboard", "storyboard": NAMED}, 7)
+    story = np.concatenate(list(render_shots(story_job, shots, list(range(7)), None, keys)))
     assert np.array_equal(title, story)
+    own_noise = _all(story_job, list(range(7)))
+    assert not np.array_equal(title, own_noise)
     derived = _cvae_job({"mode": "title", "text": "AB C"}, 30)
     assert _all(derived, list(range(30))).shape == (30, 32, 32)
     with pytest.raises(PermanentError, match="'D'"):

@@ -82,6 +82,7 @@ class RenderJob:
             out_channels=output_channels(info, merged_sections(self.spec)) or 1,
             spread_px=info.sdf_spread_px,
             looks=tuple(looks),
+            smooth_px=float((self.spec.get("colors") or {}).get("smooth_px") or 0.0),
         )
 
     @property

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from workers.context import PermanentError
 from workers.modes.base import RenderJob
@@ -36,13 +37,16 @@ def render_shots(
     shots: Sequence[Mapping[str, Any]],
     positions: Sequence[int],
     looks: Sequence[Look] | None,
+    keys: torch.Tensor | None = None,
 ) -> Iterator[np.ndarray]:
     """Frames at ``positions`` of the storyboard ``shots`` (classes as label indices);
-    ``looks`` is one look per shot, or None for the spec's colours throughout."""
+    ``looks`` is one look per shot, or None for the spec's colours throughout. ``keys``
+    ``(K, D)`` are the shots' latents (a title's letters in one font); without them each
+    shot has its own noise, so the style morphs with the class."""
     try:
         z = storyboard_latents(
             shots, positions, job.latent_dim, seed=int(job.spec.get("seed", 0)),
-            num_classes=job.num_classes,
+            num_classes=job.num_classes, keys=keys,
         )  # fmt: skip
         w = storyboard_class_weights(shots, positions, job.num_classes)
         per_frame = frame_looks(shots, looks, positions) if looks is not None else None
