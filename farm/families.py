@@ -19,7 +19,7 @@ from typing import Any
 from farm.charset import DEFAULT_CHARSET, parse_charset
 
 ENTRY_POINT_GROUP = "farm.models"
-RENDER_MODES = ("latent_walk", "storyboard", "title", "rollout", "sample_grid")
+RENDER_MODES = ("latent_walk", "storyboard", "title", "rollout", "sample_grid", "motion", "write")
 # Labelled data sets: only these can train a conditional model. ``glyphs:<folder>`` too.
 LABELLED = frozenset({"digits", "glyphs", "sprites"})
 NUM_CLASSES = 10  # of the digits
