@@ -19,7 +19,7 @@ from typing import Any
 from farm.charset import DEFAULT_CHARSET, parse_charset
 
 ENTRY_POINT_GROUP = "farm.models"
-RENDER_MODES = ("latent_walk", "storyboard", "title", "rollout", "sample_grid")
+RENDER_MODES = ("latent_walk", "storyboard", "title", "rollout", "sample_grid", "motion", "write")
 # Labelled data sets: only these can train a conditional model. ``glyphs:<folder>`` too.
 LABELLED = frozenset({"digits", "glyphs", "sprites"})
 NUM_CLASSES = 10  # of the digits
@@ -29,6 +29,12 @@ DATASET_CLASSES: dict[str, tuple[str, ...]] = {
     "digits": tuple("0123456789"),
     "sprites": ("square", "ellipse", "triangle", "star", "heart"),
 }
+# The motion model's actions (workers.datasets.motion.ACTIONS; a unit test compares them):
+# the classes of ``dataset: motion`` and of a BVH set, whose files are labelled with them.
+MOTION_ACTIONS = ("idle", "walk", "run", "jump", "wave", "sit")
+# Families whose classes are fixed by their data set, with no ``conditional`` switch: a
+# motion model is always action-conditioned, a stroke model always character-conditioned.
+SEQUENCE_FAMILIES = ("motion", "strokes")
 _IMAGE_SETS = ("digits", "images:", "video:", "glyphs", "glyphs:", "sprites")
 # What the architectures (workers/models/arch.py) build: one stage per doubling from 4 px.
 # 256 trains on a GPU; 8 is for tests.
@@ -169,12 +175,11 @@ BUILTIN: dict[str, FamilyInfo] = {
         # The LSTM models the latents of its frame VAE, so its latent size is the VAE's.
         extra={"latent_dim": LSTM_DEFAULTS["vae"]["latent_dim"]},
     ),
-    # Render modes (motion, write) come with their farm wiring; none yet.
     "motion": FamilyInfo(
         "motion",
         MOTION_DEFAULTS,
         unit="epochs",
-        modes=frozenset(),
+        modes=frozenset({"motion"}),
         datasets=("motion", "bvh:"),
         checkpoint_every=5,
     ),
@@ -182,7 +187,7 @@ BUILTIN: dict[str, FamilyInfo] = {
         "strokes",
         STROKES_DEFAULTS,
         unit="epochs",
-        modes=frozenset(),
+        modes=frozenset({"write"}),
         datasets=("strokes",),
         conditional=True,
         checkpoint_every=5,
@@ -215,7 +220,9 @@ def dataset_classes(spec: Mapping[str, Any]) -> tuple[str, ...]:
     dataset = str(spec.get("dataset", "digits"))
     if dataset in DATASET_CLASSES:
         return DATASET_CLASSES[dataset]
-    if dataset == "glyphs" or dataset.startswith("glyphs:"):
+    if dataset == "motion" or dataset.startswith("bvh:"):
+        return MOTION_ACTIONS
+    if dataset == "glyphs" or dataset.startswith("glyphs:") or dataset == "strokes":
         return tuple(parse_charset(str(spec.get("charset") or DEFAULT_CHARSET)))
     return ()
 
@@ -261,9 +268,9 @@ def info_from_train_spec(spec: Mapping[str, Any]) -> ModelInfo:
     conditional = bool(spec.get("conditional", False))
     dataset = str(spec.get("dataset", "digits"))
     latent = spec.get("latent_dim")
-    names = dataset_classes(spec) if family in ("vae", "gan") else ()
+    names = dataset_classes(spec) if family in ("vae", "gan", *SEQUENCE_FAMILIES) else ()
     # An unconditional VAE on a labelled set still knows the classes, through its class means.
-    reachable = bool(names) and (conditional or family == "vae")
+    reachable = bool(names) and (conditional or family in ("vae", *SEQUENCE_FAMILIES))
     channels = spec.get("channels")
     return ModelInfo(
         family=family,
@@ -289,6 +296,8 @@ def info_from_metadata(meta: Mapping[str, Any]) -> ModelInfo:
     if not conditional and family == "vae":
         classes = len(meta.get("class_means") or [])
     names = tuple(str(c) for c in meta.get("classes") or ())
+    if family in SEQUENCE_FAMILIES:
+        classes = len(names)
     if not names and classes == NUM_CLASSES:  # checkpoints from before class names: digits
         names = DATASET_CLASSES["digits"]
     latent = config.get("latent_dim")

@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from farm.colors import colour_problems
+from farm.colors import ColorError, colour_problems, parse_color
 from farm.config import Settings
 from farm.errors import JobNotFound, SpecError
 from farm.families import (
     BUILTIN,
+    SEQUENCE_FAMILIES,
     ModelInfo,
     info_from_metadata,
     info_from_train_spec,
@@ -236,6 +237,8 @@ def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
     if spec.mode not in family.modes:
         modes = ", ".join(sorted(family.modes))
         return [("checkpoint", f"a {info.family} checkpoint cannot render {spec.mode!r} ({modes})")]
+    if info.family in SEQUENCE_FAMILIES:
+        return sequence_problems(spec, info)
     out: list[tuple[str, str]] = []
     if spec.mode == "storyboard":
         if not info.conditional:
@@ -265,6 +268,39 @@ def model_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
     if spec.mode == "latent_walk":
         out += _keyframe_problems(spec, info)
     return out + colour_problems(spec, info)
+
+
+# --- motion and strokes renders (issue 13) ---
+# What the motion and write modes draw with: the figure or the ink, and the ground.
+VECTOR_COLOURS = frozenset({"fill", "background"})
+
+
+def sequence_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]]:
+    """A motion render's actions and a write render's characters against the checkpoint's
+    classes (its actions, its charset), and the colours a vector drawing takes: ``fill``
+    (limbs or ink) and ``background``."""
+    out: list[tuple[str, str]] = []
+    if spec.mode == "motion":
+        for i, shot in enumerate(spec.actions or []):
+            if info.classes and shot.action not in info.classes:
+                known = ", ".join(info.classes)
+                out.append((f"actions.{i}.action", f"{shot.action!r}: the model's are {known}"))
+    if spec.mode == "write" and spec.text is not None:
+        missing = [c for c in dict.fromkeys(spec.text) if c != " " and c not in info.classes]
+        if missing:
+            chars = ", ".join(repr(c) for c in missing)
+            out.append(("text", f"{chars} not in the stroke model's charset ({_charset(info)})"))
+    if spec.colors is not None:
+        for option, value in spec.colors.model_dump(exclude_none=True).items():
+            if option not in VECTOR_COLOURS:
+                why = f"mode {spec.mode!r} draws with 'fill' and 'background' only"
+                out.append((f"colors.{option}", why))
+            else:
+                try:
+                    parse_color(value)
+                except ColorError as e:
+                    out.append((f"colors.{option}", str(e)))
+    return out
 
 
 def _charset(info: ModelInfo) -> str:

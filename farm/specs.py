@@ -33,6 +33,8 @@ from farm.families import (
     IMAGE_CHANNELS,
     IMAGE_SIZES,
     LABELLED,
+    MOTION_ACTIONS,
+    SEQUENCE_FAMILIES,
     default_channels,
     family_info,
     has_shapes,
@@ -47,9 +49,12 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # Built-in data sets; "images:<folder>", "video:<file>" and "glyphs:<folder of fonts>" name
 # the user's own.
-DATASETS = ("digits", "moving-digits", "glyphs", "sprites")
-DATASET_PREFIXES = ("images:", "video:", "glyphs:")
-_DATASET_NAMES = "digits, moving-digits, glyphs, sprites, images:<folder>, video:<file>"
+DATASETS = ("digits", "moving-digits", "glyphs", "sprites", "motion", "strokes")
+DATASET_PREFIXES = ("images:", "video:", "glyphs:", "bvh:")
+_DATASET_NAMES = (
+    "digits, moving-digits, glyphs, sprites, motion, strokes, images:<folder>, video:<file>, "
+    "bvh:<file or folder>"
+)
 _GLYPH_FIELDS = ("charset", "fonts", "heldout_fonts")
 _SEED_KEY = re.compile(r"^seed:(\d{1,10})$")
 
@@ -256,6 +261,8 @@ class TrainSpec(_Spec):
                 out["channels"] = channels
         if info.name in ("gan",) and "conditional" not in out:
             out["conditional"] = is_labelled(str(out.get("dataset", "digits")))
+        if info.name in SEQUENCE_FAMILIES:
+            out.setdefault("hidden", d["hidden"])
         if info.name == "lstm":
             out.setdefault("hidden", d["hidden"])
             out.setdefault("clips", d["train_clips"])
@@ -322,13 +329,18 @@ class TrainSpec(_Spec):
             for d in info.datasets
         ):
             out.append(("dataset", f"{self.model} cannot train on {self.dataset!r}"))
-        if self.conditional and (self.model == "lstm" or not is_labelled(self.dataset)):
+        if (
+            self.conditional
+            and self.model not in SEQUENCE_FAMILIES
+            and (self.model == "lstm" or not is_labelled(self.dataset))
+        ):
             labelled = ", ".join([*sorted(LABELLED), "glyphs:<folder>"])
             out.append(("conditional", f"needs a labelled data set ({labelled})"))
-        if self.model != "lstm":
+        if self.model not in ("lstm", *SEQUENCE_FAMILIES):
             for f in ("hidden", "clips", "frame_vae"):
                 if getattr(self, f) is not None:
                     out.append((f, "only an lstm job has this field"))
+        out += self._sequence_problems()
         if self.model == "lstm" and self.dataset == "moving-digits" and self.image_size < 8:
             out.append(("image_size", "moving digits need image_size >= 8"))
         if self.image_size not in IMAGE_SIZES:
@@ -355,10 +367,25 @@ class TrainSpec(_Spec):
                 out.append(("channels", "an sdf model learns one channel, the field"))
         elif self.sdf_spread_px is not None:
             out.append(("sdf_spread_px", "only a target: sdf job uses it"))
-        if not glyphs:
+        if not glyphs and self.dataset != "strokes":
             for f in _GLYPH_FIELDS:
                 if getattr(self, f) is not None:
-                    out.append((f, "only a glyphs data set has this field"))
+                    out.append((f, "only a glyphs or strokes data set has this field"))
+        return out
+
+    # --- motion and strokes (issue 13) ---
+    def _sequence_problems(self) -> list[tuple[str, str]]:
+        """The fields a motion or strokes job takes: ``hidden`` (both), ``clips`` (clips per
+        action of ``dataset: motion``); not the LSTM's frame VAE."""
+        if self.model not in SEQUENCE_FAMILIES:
+            return []
+        out: list[tuple[str, str]] = []
+        if self.frame_vae is not None:
+            out.append(("frame_vae", "only an lstm job has this field"))
+        if self.clips is not None and self.dataset != "motion":
+            out.append(("clips", "only dataset: motion has clips per action"))
+        if self.conditional:
+            out.append(("conditional", f"a {self.model} model is always conditioned; leave it out"))
         return out
 
 
@@ -376,6 +403,8 @@ def dataset_options(spec: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("channels", *_GLYPH_FIELDS, "sdf_spread_px"):
         if spec.get(key) is not None:
             opts[key] = spec[key]
+    if dataset == "motion" and spec.get("model") == "motion" and spec.get("clips") is not None:
+        opts["clips"] = spec["clips"]
     return opts
 
 
@@ -458,6 +487,58 @@ class ClassKeyframe(BaseModel):
 Keyframe = int | str | LatentKeyframe | ClassKeyframe
 
 
+# --- motion and strokes renders (issue 13) ---
+class MotionShot(BaseModel):
+    """One shot of a ``mode: motion`` storyboard: an action for ``frames`` frames; each shot
+    after the first blends in from the one before over the spec's ``transition`` frames."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: str = Field(min_length=1, max_length=64, description="idle walk run jump wave sit")
+    frames: int = Field(ge=1, le=1_000_000)
+
+
+def motion_problems(spec: RenderSpec) -> list[tuple[str, str]]:
+    """What ``mode: motion`` and ``mode: write`` need of the spec and its frame range, and
+    their fields on other modes; the model's own actions and characters are checked against
+    the checkpoint at submission (:func:`farm.resolve.model_problems`)."""
+    out: list[tuple[str, str]] = []
+    mode = spec.mode
+    for f, owner in (("actions", "motion"), ("camera", "motion"),
+                     ("strokes_per_second", "write"), ("line_px", "write")):  # fmt: skip
+        if getattr(spec, f) is not None and mode != owner:
+            out.append((f, f"only mode {owner!r} uses it, not {mode!r}"))
+    total = len(spec.frame_list()) if spec.frames is not None else None
+    if mode == "motion":
+        if not spec.actions:
+            return [*out, ("actions", "mode 'motion' needs a list of {action, frames}")]
+        for i, shot in enumerate(spec.actions):
+            if shot.action not in MOTION_ACTIONS:
+                known = ", ".join(MOTION_ACTIONS)
+                out.append((f"actions.{i}.action", f"unknown action {shot.action!r} ({known})"))
+        blend = spec.transition or 0
+        for i, shot in enumerate(spec.actions[1:], start=1):
+            if blend > shot.frames:
+                out.append(
+                    (
+                        "transition",
+                        f"{blend} frames is longer than shot {i} ({shot.action}, "
+                        f"{shot.frames} frames) it blends into",
+                    )
+                )
+        want = sum(s.frames for s in spec.actions)
+        if total is not None and want != total:
+            out.append(("frames", f"the actions are {want} frames long but the range has {total}"))
+    if mode == "write":
+        if spec.text is None or not spec.text.strip():
+            out.append(("text", "mode 'write' needs the text to write"))
+        if spec.hold is not None and spec.strokes_per_second is not None:
+            out.append(("hold", "give strokes_per_second or hold, not both"))
+        if spec.hold is not None and total is not None and spec.hold >= total:
+            out.append(("hold", f"holds {spec.hold} of the range's {total} frames: none to write"))
+    return out
+
+
 def title_shots(
     text: str, total: int, hold: int | None = None, transition: int | None = None
 ) -> list[tuple[str, int, int]]:
@@ -514,7 +595,9 @@ class RenderSpec(_Spec):
     checkpoint: str = Field(
         description="'job:<train job id or name>' (waits for it) or a .safetensors path"
     )
-    mode: Literal["latent_walk", "storyboard", "title", "rollout", "sample_grid"] = "latent_walk"
+    mode: Literal[
+        "latent_walk", "storyboard", "title", "rollout", "sample_grid", "motion", "write"
+    ] = "latent_walk"
     frames: str | None = Field(
         default=None, description="frame range: 1-240, 1-240x2, 1,5,10-20 (not for sample_grid)"
     )
@@ -542,11 +625,28 @@ class RenderSpec(_Spec):
     )
     storyboard: list[Shot] | None = Field(default=None, min_length=1, max_length=10_000)
     text: str | None = Field(
-        default=None, min_length=1, max_length=1000, description="title: the word(s) to morph"
-    )
-    hold: int | None = Field(default=None, ge=1, le=1_000_000, description="title: per letter")
+        default=None, min_length=1, max_length=1000,
+        description="title: the word(s) to morph; write: the text the pen writes",
+    )  # fmt: skip
+    hold: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="title: per letter; write: frames the finished text holds at the end",
+    )  # fmt: skip
     transition: int | None = Field(
-        default=None, ge=0, le=1_000_000, description="title: frames between letters"
+        default=None, ge=0, le=1_000_000,
+        description="title: frames between letters; motion: frames each action blends in over",
+    )  # fmt: skip
+    actions: list[MotionShot] | None = Field(
+        default=None, min_length=1, max_length=10_000, description="motion: [{action, frames}]"
+    )
+    camera: Literal["follow", "fixed"] | None = Field(
+        default=None, description="motion: follow the character (default) or stay fixed"
+    )
+    strokes_per_second: float | None = Field(
+        default=None, gt=0, le=100_000, description="write: pen steps per second"
+    )
+    line_px: float | None = Field(
+        default=None, gt=0, le=512, description="write: line width in output pixels"
     )
     style: str | None = Field(
         default=None, min_length=1, max_length=200, description="title: one font for the word"
@@ -624,6 +724,7 @@ class RenderSpec(_Spec):
                     ("frames", f"the storyboard is {want} frames long but the range has {got}")
                 )
         out += self._title_problems()
+        out += motion_problems(self)
         if self.mode == "rollout" and len(self.frame_list()) <= self.seed_frames:
             out.append(("frames", f"a rollout needs more than seed_frames ({self.seed_frames})"))
         if self.mode == "sample_grid":
@@ -637,10 +738,11 @@ class RenderSpec(_Spec):
 
     def _title_problems(self) -> list[tuple[str, str]]:
         if self.mode != "title":
+            shared = {"write": ("text", "hold"), "motion": ("transition",)}.get(self.mode, ())
             return [
                 (f, f"only mode 'title' uses it, not {self.mode!r}")
                 for f in ("text", "hold", "transition", "style")
-                if getattr(self, f) is not None
+                if getattr(self, f) is not None and f not in shared
             ]
         if self.text is None:
             return [("text", "mode 'title' needs the text to morph through")]

@@ -4,7 +4,7 @@ render stages stay generic."""
 from __future__ import annotations
 
 from workers.context import PermanentError
-from workers.modes import latent_walk, rollout, sample_grid, storyboard, title
+from workers.modes import latent_walk, motion, rollout, sample_grid, storyboard, title, write
 from workers.modes.base import Mode, RenderJob
 
 MODES: dict[str, Mode] = {
@@ -13,6 +13,8 @@ MODES: dict[str, Mode] = {
     "title": title.render,
     "rollout": rollout.render,
     "sample_grid": sample_grid.render,
+    "motion": motion.render,
+    "write": write.render,
 }
 
 

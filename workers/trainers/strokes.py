@@ -1,0 +1,66 @@
+"""Stroke jobs (``model: strokes``): the class-conditional sketch-RNN decoder on the Hershey
+glyphs of ``dataset: strokes`` (its ``charset`` are the classes). The metadata names the
+characters in label order (what ``mode: write`` may write) and the offsets' normaliser."""
+
+from __future__ import annotations
+
+from farm.families import STROKES_DEFAULTS
+from workers.context import PermanentError
+from workers.datasets.strokes import StrokeSet
+from workers.models.strokes import StrokesConfig, train_strokes
+from workers.models.vae import TrainState
+from workers.trainers.base import Trained, TrainJob
+
+
+def strokes_of(job: TrainJob) -> StrokeSet:
+    strokes = job.dataset().meta.get("strokes")
+    if not isinstance(strokes, StrokeSet):
+        raise PermanentError(f"dataset: {job.spec['dataset']!r} holds no pen strokes")
+    return strokes
+
+
+def train(job: TrainJob) -> Trained:
+    spec = job.spec
+    strokes = strokes_of(job)
+    cfg = StrokesConfig(
+        num_classes=len(strokes.classes),
+        hidden=int(spec["hidden"]),
+        mixtures=int(STROKES_DEFAULTS["mixtures"]),
+    )
+    epochs, every = int(spec["epochs"]), int(spec["checkpoint_every"])
+    resume = job.resume_state("strokes", cfg.to_dict())
+    resumed_from = int(resume.counters["epoch"]) if resume is not None else 0
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        job.progress({**metrics, "epoch": epoch, "epochs": epochs, "resumed_from": resumed_from})
+
+    def on_checkpoint(state: TrainState) -> None:
+        epoch = int(state.counters["epoch"])
+        if epoch % every == 0 and epoch < epochs:
+            job.save_state(state)
+
+    model, history, _ = train_strokes(
+        strokes,
+        cfg,
+        epochs=epochs,
+        batch_size=int(spec["batch_size"]),
+        lr=float(spec["lr"]),
+        seed=int(spec["seed"]),
+        device=job.device,
+        on_epoch=on_epoch,
+        should_stop=job.should_stop,
+        resume_state=resume,
+        on_checkpoint=on_checkpoint,
+        augment=float(STROKES_DEFAULTS["augment"]),
+    )
+    meta = {
+        "config": cfg.to_dict(),
+        "history": history,
+        "epoch": epochs,
+        "resumed_from_epoch": resumed_from,
+        "classes": list(strokes.classes),
+        "style_names": list(strokes.style_names),
+        "scale": float(strokes.scale),
+        "glyphs": len(strokes),
+    }
+    return Trained(model.cpu(), meta)
