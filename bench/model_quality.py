@@ -37,7 +37,7 @@ from sklearn.neural_network import MLPClassifier
 
 from bench import judges
 from farm.colors import parse_color
-from farm.families import GAN_DEFAULTS, VAE_DEFAULTS, size_defaults
+from farm.families import GAN_DEFAULTS, VAE_DEFAULTS, shape_cvae_defaults, size_defaults
 from workers.datasets import Dataset, load_dataset, load_digits_images, moving_digits
 from workers.datasets.fonts import DEFAULT_HELDOUT
 from workers.models import gan as gan_mod
@@ -381,7 +381,7 @@ def glyphs_section(args: argparse.Namespace) -> None:
     reader_train_acc = float((judges.read(reader, train.data) == train.labels.numpy()).mean())
     reader_held_acc = float((judges.read(reader, held.data) == held.labels.numpy()).mean())
 
-    vd = size_defaults("vae", GLYPH_SIZE)
+    vd = {**size_defaults("vae", GLYPH_SIZE), **shape_cvae_defaults("vae", "glyphs", True)}
     epochs = args.epochs or vd["epochs"]
     latent = args.latent_dim or vd["latent_dim"]
     cfg = VAEConfig(

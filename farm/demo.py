@@ -28,6 +28,9 @@ TRAIN = {
     "charset": "AFMR",
     "conditional": True,
     "target": "sdf",
+    # Wider than a shape cVAE's default of 2: the title encodes each letter of one font,
+    # so a latent that keeps the font's details serves it best (bench/demo_legibility.py).
+    "latent_dim": 16,
     "image_size": 32,
     "epochs": 120,
     "seed": 0,

@@ -40,6 +40,7 @@ from farm.families import (
     has_shapes,
     is_labelled,
     known_families,
+    shape_cvae_defaults,
     size_defaults,
 )
 from farm.formats import RULES, UnknownFormat, format_for_path, get_rules
@@ -245,6 +246,10 @@ class TrainSpec(_Spec):
         out.setdefault("image_size", info.image_size)
         # The tuned row for the size first (a 64 px model needs a wider latent than 16 px).
         size = out["image_size"]
+        dataset_name = out.get("dataset", "digits")
+        if isinstance(dataset_name, str) and out.get("conditional") is True:
+            for key, value in shape_cvae_defaults(info.name, dataset_name, True).items():
+                out.setdefault(key, value)
         if isinstance(size, int) and not isinstance(size, bool):
             for key, value in size_defaults(info.name, size).items():
                 if key != "width":

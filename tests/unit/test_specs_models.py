@@ -321,3 +321,16 @@ def test_a_spec_stored_before_the_data_options_loads_its_set_as_before() -> None
     assert dataset_options({"kind": "train", "dataset": "digits", "image_size": 16}) == {}
     assert dataset_options({"dataset": "images:x", "target": "sdf"}) == {"target": "sdf"}
     assert dataset_options({"dataset": "sprites"}) == {"target": "pixels"}  # not their sdf
+
+
+def test_a_shape_cvae_defaults_to_a_latent_too_small_to_carry_the_class() -> None:
+    from farm.families import SHAPE_CVAE
+
+    spec = parse_spec({"kind": "train", "dataset": "glyphs", "conditional": True,
+                       "image_size": 32, "target": "sdf"})  # fmt: skip
+    assert (spec.latent_dim, spec.epochs) == (SHAPE_CVAE["latent_dim"], SHAPE_CVAE["epochs"])
+    plain = parse_spec({"kind": "train", "dataset": "glyphs", "image_size": 32})
+    assert plain.latent_dim == 16  # the size's row: an unconditional VAE's latent holds it all
+    own = parse_spec({"kind": "train", "dataset": "sprites", "conditional": True,
+                      "latent_dim": 8})  # fmt: skip
+    assert own.latent_dim == 8
