@@ -36,14 +36,21 @@ class ProjectView:
     running: dict[str, int]
 
 
+# A share's pass divides by the weight: a weight near zero (5e-324) would overflow it.
+MIN_WEIGHT = 0.001
+MAX_WEIGHT = 1_000_000.0
+
+
 def check(name: str, weight: float | None, max_running: int | None) -> None:
     """Refuse a bad name, a weight that is not a positive number, or a negative cap, naming
     each field (nothing is written)."""
     problems: list[tuple[str, str]] = []
     if not re.match(PROJECT_PATTERN, name):
         problems.append(("name", f"{name!r} must match {PROJECT_PATTERN}"))
-    if weight is not None and (not math.isfinite(weight) or weight <= 0):
-        problems.append(("weight", f"must be a number > 0, not {weight}"))
+    if weight is not None and (not math.isfinite(weight) or not MIN_WEIGHT <= weight <= MAX_WEIGHT):
+        problems.append(
+            ("weight", f"must be a number from {MIN_WEIGHT} to {MAX_WEIGHT:g}, not {weight}")
+        )
     if max_running is not None and max_running < 0:
         problems.append(
             ("max_running", f"must be >= 0 (0 holds the project back), not {max_running}")

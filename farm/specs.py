@@ -136,6 +136,16 @@ class _Spec(BaseModel):
     )
     webhook: WebhookSpec | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """PostgreSQL stores no NUL character in text or JSON: refuse one anywhere in the
+        spec, naming where, instead of failing at the insert."""
+        where = _nul_at(data, "")
+        if where is not None:
+            raise ValueError(f"{where or 'spec'}: NUL characters are not allowed")
+        return data
+
 
 class FrameVAESpec(BaseModel):
     """The frame VAE an LSTM job trains first; unset fields take the LSTM's ``vae`` defaults.
@@ -147,16 +157,6 @@ class FrameVAESpec(BaseModel):
     channels: int | None = Field(default=None, ge=1, le=512)
     batch_size: int | None = Field(default=None, ge=1, le=65_536)
     lr: float | None = Field(default=None, gt=0, le=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        """PostgreSQL stores no NUL character in text or JSON: refuse one anywhere in the
-        spec, naming where, instead of failing at the insert."""
-        where = _nul_at(data, "")
-        if where is not None:
-            raise ValueError(f"{where or 'spec'}: NUL characters are not allowed")
-        return data
 
 
 def _nul_at(value: Any, path: str) -> str | None:

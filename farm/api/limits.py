@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from farm.api.app import principal, writer
 from farm.config import Settings
@@ -30,6 +30,13 @@ class LimitChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     count: int = Field(ge=0, le=2**31 - 1)
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _not_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # JSON's true is not the number 1
+            raise ValueError("must be an integer, not a boolean")
+        return v
 
 
 def _public(v: LimitView) -> LimitPublic:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from farm.api.app import principal, writer
 from farm.config import Settings
@@ -32,8 +32,15 @@ class ProjectChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weight: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    max_running: int | None = Field(default=None, ge=0)
+    weight: float | None = Field(default=None, ge=0.001, le=1_000_000, allow_inf_nan=False)
+    max_running: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+    @field_validator("weight", "max_running", mode="before")
+    @classmethod
+    def _not_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # JSON's true is not the number 1
+            raise ValueError("must be a number, not a boolean")
+        return v
 
 
 def _public(p: ProjectView) -> ProjectPublic:

@@ -39,7 +39,8 @@ def described(
     rather than by an ffmpeg process printing its summary (tens of milliseconds); any file
     the tables cannot vouch for, and every other format, is described by ffmpeg."""
     facts = None if fmt.is_sequence else sample_table_facts(path)
-    if facts is None or facts.errors or None in (facts.codec, facts.width, facts.height):
+    if facts is None or facts.errors or None in (facts.codec, facts.width, facts.height,
+                                                 facts.pix_fmt):  # fmt: skip
         return describe_output(path, fmt, ffmpeg=ffmpeg, counted=counted)
     rate = facts.fps if facts.fps is not None else facts.tbr
     return {
@@ -48,6 +49,7 @@ def described(
         # As ffmpeg's summary prints a rate: two decimals (24, 23.98).
         "fps": None if rate is None else round(rate, 2),
         "codec": facts.codec,
+        "pix_fmt": facts.pix_fmt,
         "frames": counted[0],
         "duration": counted[1],
         "format": fmt.name,
