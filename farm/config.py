@@ -66,7 +66,11 @@ class Settings(BaseSettings):
     # (its enable_events), and the database records every state change either way.
     task_events: bool = False
 
-    worker_threads: int | None = None
+    # Torch's intra-op threads in each pool process of a worker. Unset: the CPUs this process
+    # may run on divided by the worker's concurrency (at least 1), so the processes of a
+    # shared CPU box do not oversubscribe it: two torch threads on a contended 2-core box
+    # trained 7x slower than one.
+    worker_threads: int | None = Field(default=None, ge=1)
     # A worker of ``farm up`` that exits sooner than this after its start failed to start
     # (it would fail again): farm up stops. One that crashes later is restarted with back-off.
     worker_start_s: float = Field(default=30.0, ge=0)

@@ -6,12 +6,13 @@ obeyed, and "stopped" on the way out."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from farm import registry
 from farm.celery_app import make_celery
@@ -68,6 +69,18 @@ class Presence(threading.Thread):
             log.warning("could not mark worker %s stopped: %s", self.name, e)
 
 
+def torch_threads(configured: int | None, concurrency: int, cpus: int) -> int:
+    """Torch threads per pool process: the setting, else this process's CPUs shared out."""
+    return configured or max(1, cpus // max(1, concurrency))
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -90,6 +103,13 @@ def run_worker(
         settings, name or f"farm-{queues.replace(',', '+')}@{socket.gethostname()}"
     )
     presence = Presence(app, settings, node, queues)
+    threads = torch_threads(settings.worker_threads, concurrency, available_cpus())
+
+    def process_init(**_: Any) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        log.info("pool process %s: %d torch threads", os.getpid(), threads)
 
     def ready(**_: Any) -> None:
         presence.start()
@@ -97,6 +117,7 @@ def run_worker(
     def shutdown(**_: Any) -> None:
         presence.stop()
 
+    worker_process_init.connect(process_init, weak=False)
     worker_ready.connect(ready, weak=False)
     worker_shutdown.connect(shutdown, weak=False)
     app.worker_main(

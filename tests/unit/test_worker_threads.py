@@ -1,0 +1,23 @@
+"""Torch threads per pool process: the setting wins, else the CPUs are shared out."""
+
+from __future__ import annotations
+
+import pytest
+
+from farm.config import Settings
+from workers.main import torch_threads
+
+
+@pytest.mark.parametrize(
+    ("configured", "concurrency", "cpus", "expected"),
+    [(None, 1, 2, 2), (None, 2, 2, 1), (None, 4, 2, 1), (None, 2, 16, 8), (3, 4, 2, 3)],
+)
+def test_threads_per_process(
+    configured: int | None, concurrency: int, cpus: int, expected: int
+) -> None:
+    assert torch_threads(configured, concurrency, cpus) == expected
+
+
+def test_setting_refuses_zero() -> None:
+    with pytest.raises(ValueError, match="worker_threads"):
+        Settings(worker_threads=0)
