@@ -410,7 +410,8 @@ def db_downgrade(revision: str) -> None:
 
 @app.command()
 def demo(out: Path = typer.Option(Path("out"), help="where demo.mp4 lands")) -> None:
-    """Train the VAE briefly and render a 0→1→…→9 morph to OUT/demo.mp4 through the farm."""
+    """Train a glyph cVAE briefly and render a 1280x720 colour title, F→A→R→M, to OUT/demo.mp4
+    through the farm."""
     from farm.demo import run_demo
 
     os.environ.setdefault("FARM_OUTPUT_ROOT", str(out))
