@@ -80,7 +80,18 @@ def farm(
         f.close()
 
 
+ONE_PASS = pytest.mark.skip(
+    reason="one_pass: what it tests does not depend on the servers; runs in the embedded pass"
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``one_pass`` (encoders, models, renders, the browser, input validation)
+    behave the same whichever PostgreSQL and Redis serve them, so the external pass skips
+    them; everything that exercises the servers runs in both."""
+    external = os.environ.get("FARM_TEST_SERVERS", "embedded") == "external"
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+        if external and item.get_closest_marker("one_pass"):
+            item.add_marker(ONE_PASS)

@@ -413,6 +413,7 @@ def linked_calls(ndjson: Path) -> dict[str, dict[str, set[int]]]:
     return calls
 
 
+@pytest.mark.one_pass
 def test_schemathesis_finds_no_server_error(fuzz_api: Api, tmp_path: Path) -> None:
     """Every check, every phase, the stateful one following the document's links."""
     api = fuzz_api

@@ -20,7 +20,7 @@ from workers.formats import get_format
 from workers.formats.base import OutputFormat
 from workers.media.mp4 import sample_table_facts
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_pass]
 
 W, H = 64, 48
 FPS = 24.0

@@ -16,7 +16,7 @@ from workers.formats import describe_output, get_format
 from workers.media.mp4 import sample_table_facts
 from workers.stages.assemble import described
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_pass]
 
 W, H, FRAMES = 64, 48, 12
 

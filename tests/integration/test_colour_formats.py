@@ -26,7 +26,7 @@ from workers.formats import get_format
 from workers.media.alpha import flatten
 from workers.previews import contact_sheet, poster_frame, previews_from_kept
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_pass]
 
 W, H, FRAMES = 64, 48, 6
 COLUMNS = ((0, 21), (21, 42), (42, 64))

@@ -15,6 +15,8 @@ import pytest
 from tests.integration.harness import Farm
 from workers.encode import ffmpeg_binary
 
+pytestmark = pytest.mark.one_pass
+
 GLYPHS = {"kind": "train", "name": "glyphs-c", "dataset": "glyphs", "target": "sdf",
           "charset": "ABC", "fonts": ["DejaVuSans", "DejaVuSans-Bold"], "heldout_fonts": [],
           "conditional": True, "image_size": 16, "epochs": 3, "latent_dim": 2}  # fmt: skip

@@ -56,11 +56,14 @@ def compose_command() -> tuple[str, ...] | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(
-    compose_command() is None,
-    reason="neither docker-compose nor the docker compose plugin is on PATH "
-    "(apt-get install docker-compose)",
-)
+pytestmark = [
+    pytest.mark.one_pass,
+    pytest.mark.skipif(
+        compose_command() is None,
+        reason="neither docker-compose nor the docker compose plugin is on PATH "
+        "(apt-get install docker-compose)",
+    ),
+]
 
 
 def run_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from farm.demo import RENDER
 from farm.frames import parse_frames
 from workers.encode import count_frames, ffmpeg_binary, probe_video
+
+pytestmark = pytest.mark.one_pass
 
 
 def decoded_frame(video: Path, index: int, width: int, height: int) -> np.ndarray:
@@ -30,14 +33,10 @@ def near(frame: np.ndarray, colour: str, tol: float = 12.0) -> float:
     return float((np.abs(frame.astype(np.float64) - rgb).max(-1) <= tol).mean())
 
 
-def test_farm_demo_renders_the_colour_title(
-    database_url: str, broker_url: str, tmp_path: Path
-) -> None:
+def test_farm_demo_renders_the_colour_title(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
     env["FARM_DATA_DIR"] = str(tmp_path / "data")
-    if os.environ.get("FARM_TEST_SERVERS", "embedded") == "external":
-        env.update(FARM_DATABASE_URL=database_url, FARM_BROKER_URL=broker_url)
-    # else: no URLs at all, so the demo starts (and stops) its own embedded servers.
+    # No URLs at all, so the demo starts (and stops) its own embedded servers.
     out = tmp_path / "renders"
     res = subprocess.run(
         [sys.executable, "-m", "farm", "demo", "--out", str(out)],

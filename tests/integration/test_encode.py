@@ -25,7 +25,7 @@ from workers.encode import (
     probe_video,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_pass]
 
 SIZE = 64
 NTSC = 30000 / 1001

@@ -24,7 +24,7 @@ from workers.formats import describe_output, get_format, verify_output
 from workers.formats.base import OutputFormat
 from workers.previews import contact_sheet, poster_frame
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_pass]
 
 W, H = 64, 48
 FPS = 24.0

@@ -20,6 +20,8 @@ from farm.models import Task
 from tests.integration.harness import Farm
 from workers.encode import count_frames, ffmpeg_binary
 
+pytestmark = pytest.mark.one_pass
+
 GAN = {"kind": "train", "model": "gan", "steps": 30, "batch_size": 32, "latent_dim": 8,
        "checkpoint_every": 10}  # fmt: skip
 CVAE = {"kind": "train", "conditional": True, "epochs": 2, "latent_dim": 4, "batch_size": 128}

@@ -16,6 +16,8 @@ from farm.errors import SpecError
 from tests.integration.harness import Farm
 from workers.encode import count_frames, ffmpeg_binary
 
+pytestmark = pytest.mark.one_pass
+
 MOTION = {"kind": "train", "name": "motion-t", "model": "motion", "dataset": "motion",
           "epochs": 2, "clips": 2, "hidden": 16, "checkpoint_every": 1}  # fmt: skip
 STROKES = {"kind": "train", "name": "strokes-t", "model": "strokes", "dataset": "strokes",

@@ -18,6 +18,8 @@ from tests.integration.harness import Farm
 from workers.encode import ffmpeg_binary
 from workers.formats import describe_output
 
+pytestmark = pytest.mark.one_pass
+
 
 @pytest.fixture(scope="module")
 def vae(farm: Farm) -> str:

@@ -16,6 +16,8 @@ from farm.families import plugin_names
 from tests.integration.harness import Farm
 from workers.encode import count_frames, ffmpeg_binary
 
+pytestmark = pytest.mark.one_pass
+
 PLUGIN = textwrap.dedent(
     '''
     from dataclasses import asdict, dataclass

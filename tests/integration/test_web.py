@@ -27,6 +27,8 @@ from farm.tokens import create, revoke
 from tests.integration.harness import Farm, make_settings
 from tests.integration.test_api import spawn_api
 
+pytestmark = pytest.mark.one_pass
+
 CHROMIUM = os.environ.get("FARM_TEST_CHROMIUM", "/usr/bin/chromium")
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
