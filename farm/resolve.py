@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from farm.colors import ColorError, colour_problems, parse_color
 from farm.config import Settings
+from farm.datafiles import data_problems
 from farm.errors import JobNotFound, SpecError
 from farm.families import (
     BUILTIN,
@@ -156,6 +157,15 @@ def resolve(
         else:
             if data is not None and not data.exists():
                 problems.append(("dataset", f"{data} does not exist"))
+            elif isinstance(spec, TrainSpec):
+                problems += data_problems(
+                    spec.dataset,
+                    data,
+                    target=spec.target,
+                    charset=spec.charset,
+                    fonts=spec.fonts,
+                    heldout_fonts=spec.heldout_fonts,
+                )
     try:
         confine(ctx.root, output)
     except OutsideOutputRoot as e:

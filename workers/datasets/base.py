@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from farm import datafiles
+from farm.datafiles import DataFileError
 from farm.inputs import OutsideInputRoots, confine_input
 from workers.sdf import DEFAULT_SPREAD_PX
 
@@ -195,15 +197,8 @@ def confine_files(files: Sequence[Path], roots: Sequence[Path] | None) -> None:
 
 
 def folder_files(folder: str | Path, suffixes: frozenset[str], what: str) -> list[Path]:
-    """The visible files of ``folder`` (not recursive) with one of ``suffixes``, sorted."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise DatasetError(f"{what} folder not found: {root}")
-    files = sorted(
-        p
-        for p in root.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
-    )
-    if not files:
-        raise DatasetError(f"no {what}s in {root} (looked for {', '.join(sorted(suffixes))})")
-    return files
+    """:func:`farm.datafiles.folder_files`, its errors as :class:`DatasetError`."""
+    try:
+        return datafiles.folder_files(folder, suffixes, what)
+    except DataFileError as e:
+        raise DatasetError(str(e)) from None

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from farm import datafiles
+from farm.datafiles import IMAGE_SUFFIXES
 from workers.datasets.base import (
     Dataset,
     DatasetError,
@@ -23,13 +25,6 @@ from workers.datasets.base import (
     folder_files,
 )
 from workers.sdf import DEFAULT_SPREAD_PX, sdf_from_mask, supersample_factor
-
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
-)
-_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-
 
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -55,9 +50,7 @@ def _open(path: Path) -> Image.Image:
 
 def source_channels(im: Image.Image) -> int:
     """1 for grey files, 4 for files with any transparency, else 3."""
-    if im.mode in _ALPHA_MODES or "transparency" in im.info:
-        return 4
-    return 1 if im.mode in _GREY_MODES else 3
+    return datafiles.source_channels(im.mode, im.info)
 
 
 def _as_mode(im: Image.Image, channels: int) -> Image.Image:
