@@ -53,11 +53,9 @@ from workers.render import (
     render_frames,
     render_gan_frames,
     sample_grid,
-    storyboard_class_weights,
-    storyboard_keyframes,
-    storyboard_latents,
 )
 from workers.shading import Look
+from workers.shots import storyboard_class_weights, storyboard_keyframes, storyboard_latents
 
 HELD_OUT = 0.2
 # Every digit twice, in an order that makes each transition change class.

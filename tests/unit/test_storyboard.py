@@ -12,11 +12,8 @@ from workers.context import PermanentError
 from workers.models.gan import GANConfig, Generator
 from workers.models.vae import ConvVAE, VAEConfig
 from workers.modes import MODES, RenderJob
-from workers.render import (
-    gan_walk,
-    render_gan_frames,
-    sample_grid,
-    seed_keys,
+from workers.render import gan_walk, render_gan_frames, sample_grid, seed_keys
+from workers.shots import (
     storyboard_class_weights,
     storyboard_frame,
     storyboard_keyframes,

@@ -16,8 +16,8 @@ import torch
 
 from workers.context import PermanentError
 from workers.modes.base import RenderJob
-from workers.render import storyboard_class_weights, storyboard_latents, storyboard_place
 from workers.shading import Look
+from workers.shots import storyboard_class_weights, storyboard_latents, storyboard_place
 
 
 def frame_looks(
