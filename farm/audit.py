@@ -35,6 +35,12 @@ TargetKind = Literal["job", "worker", "token", "project", "limit"]
 # What a client may send as its X-Request-ID; anything else is replaced by a fresh id.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 _AGE = re.compile(r"^(\d{1,7})([smhdw])$")
+# What --since / ?since= may be: an age, or an ISO date or time (the API's schema says so).
+SINCE_PATTERN = (
+    r"^(\d{1,7}[smhdw]|\d{4}-\d{2}-\d{2}"
+    r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?)$"
+)
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_LIMIT = 500
 
@@ -101,18 +107,24 @@ def record_many(
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` before ``now``; or a date (``2026-12-01``,
-    midnight UTC) or an ISO time (without a zone: UTC). Raises SpecError naming ``since``."""
+    """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` before ``now`` (an age older than the calendar
+    means since the start); or a date (``2026-12-01``, midnight UTC) or an ISO time (without
+    a zone: UTC). Raises SpecError naming ``since``."""
     value = text.strip()
+    if not re.match(SINCE_PATTERN, value):
+        reason = "must be an age (90s, 15m, 1h, 2d, 1w) or a date (2026-12-01[T10:00[Z]])"
+        raise SpecError([("since", f"{text!r}: {reason}")])
+    if m := _AGE.match(value):
+        try:
+            return max(now - timedelta(seconds=int(m[1]) * _UNIT_S[m[2]]), EARLIEST)
+        except OverflowError:
+            return EARLIEST
     try:
-        if m := _AGE.match(value):
-            return now - timedelta(seconds=int(m[1]) * _UNIT_S[m[2]])
-        if re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+        if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
         at = datetime.fromisoformat(value)
-    except (ValueError, OverflowError) as e:
-        reason = "is too far back" if isinstance(e, OverflowError) else f"is not a valid date ({e})"
-        raise SpecError([("since", f"{text!r} {reason}")]) from None
+    except ValueError as e:
+        raise SpecError([("since", f"{text!r} is not a valid date ({e})")]) from None
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from farm.api.app import principal
-from farm.audit import ACTIONS, MAX_LIMIT, list_audit, make_filter
+from farm.audit import ACTIONS, MAX_LIMIT, SINCE_PATTERN, Action, list_audit, make_filter
 from farm.config import Settings
 from farm.db import session_scope
 from farm.tokens import Principal
@@ -42,9 +42,10 @@ def get_audit(
     request: Request,
     _: Reader,
     since: Annotated[
-        str | None, Query(max_length=64, description="`90s`, `15m`, `1h`, `2d`, `1w`, or a date")
+        str | None,
+        Query(pattern=SINCE_PATTERN, description="`90s`, `15m`, `1h`, `2d`, `1w`, or a date"),
     ] = None,
-    action: Annotated[str | None, Query(max_length=32, description=", ".join(ACTIONS))] = None,
+    action: Action | None = None,
     actor: Annotated[str | None, Query(max_length=128, pattern=_PRINTABLE)] = None,
     job: Annotated[int | None, Query(ge=1, le=2**62, description="rows about this job")] = None,
     target: Annotated[str | None, Query(max_length=255, pattern=_PRINTABLE)] = None,

@@ -12,14 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from farm.cli import app
 from farm.config import Settings
 from farm.db import session_scope
-from farm.models import AuditLog
+from farm.lifecycle import transition
+from farm.models import AuditLog, Task
 from farm.registry import identity, register
 from farm.runtime import child_env
+from farm.states import TaskState
 from farm.tokens import create
 from tests.integration.harness import make_settings
 from tests.integration.test_api import spawn_api
@@ -62,6 +65,14 @@ def rows_count(settings: Settings) -> int:
         return s.query(AuditLog).count()
 
 
+def fail_every_task(settings: Settings, job_id: int) -> None:
+    """As a worker whose last attempt failed would (no worker runs in this module)."""
+    with session_scope(settings) as s:
+        for task in s.execute(select(Task).where(Task.job_id == job_id)).scalars():
+            transition(s, task, TaskState.RUNNING)
+            transition(s, task, TaskState.FAILED, message="failed for the test")
+
+
 def test_api_actions_are_audited_with_token_request_id_and_target(
     settings: Settings, api: tuple[str, str]
 ) -> None:
@@ -81,6 +92,9 @@ def test_api_actions_are_audited_with_token_request_id_and_target(
     assert call("PATCH", f"/jobs/{job}", "rq-prio", json={"priority": 80}).status_code == 200
     for verb in ("pause", "resume", "cancel"):
         assert call("POST", f"/jobs/{job}/{verb}", f"rq-{verb}").status_code == 200
+    failed = call("POST", "/jobs", "rq-submit2", json=TRAIN | {"name": "audit-f"}).json()["id"]
+    fail_every_task(settings, failed)
+    assert call("POST", f"/jobs/{failed}/retry", "rq-retry").status_code == 200
     assert call("POST", "/workers/audit-worker/drain", "rq-drain").status_code == 200
     assert call("PUT", "/limits/audit-lic", "rq-lim", json={"count": 2}).status_code == 200
     assert call("PUT", "/limits/audit-lic", "rq-lim2", json={"count": 3}).status_code == 200
@@ -121,7 +135,11 @@ def test_api_actions_are_audited_with_token_request_id_and_target(
 
     # paging and filters
     mine = audit(url, rw, actor="audit-rw", since="1h")
-    assert len(mine) == 9
+    assert len(mine) == 11
+    (retried,) = audit(url, rw, action="retry")
+    assert (retried["target"], retried["detail"], retried["request_id"]) == (
+        str(failed), {"tasks": 1}, "rq-retry"
+    )  # fmt: skip
     first = httpx.get(f"{url}/audit", params={"actor": "audit-rw", "limit": 4},
                       headers={"Authorization": f"Bearer {rw}"}).json()  # fmt: skip
     rest = audit(url, rw, actor="audit-rw", before=first["next_before"])

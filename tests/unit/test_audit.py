@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from farm.audit import AuditFilter, make_filter, parse_since, request_id_or_new
+from farm.audit import EARLIEST, AuditFilter, make_filter, parse_since, request_id_or_new
 from farm.errors import SpecError
 
 NOW = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
@@ -30,12 +30,16 @@ def test_since_reads_ages_dates_and_times(text: str, expected: datetime) -> None
     assert parse_since(text, NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1y", "h", "-1h", "1.5h", "2026-13-01", "yesterday",
-                                  "9999999w"])  # fmt: skip
+@pytest.mark.parametrize("text", ["", "1y", "h", "-1h", "1.5h", "2026-13-01", "2026-02-30",
+                                  "yesterday", "12345678w", "2026-12-01T25:00"])  # fmt: skip
 def test_since_refuses_what_is_not_an_age_or_a_date_naming_it(text: str) -> None:
     with pytest.raises(SpecError) as e:
         parse_since(text, NOW)
     assert [f for f, _ in e.value.problems] == ["since"]
+
+
+def test_an_age_older_than_the_calendar_means_since_the_start() -> None:
+    assert parse_since("9999999w", NOW) == parse_since("999999w", NOW) == EARLIEST
 
 
 def test_filters_are_built_when_all_are_good() -> None:
