@@ -32,13 +32,23 @@ class Backend(Protocol):
         """A task attempt's log lines as dicts (:class:`farm.api.schemas.LogLinePublic`)."""
         ...
 
+    def audit(self, **filters: Any) -> dict[str, Any]:
+        """A page of the audit log, ``{items, next_before}`` (farm.audit.make_filter's
+        keywords; a bad one raises SpecError naming it)."""
+        ...
+
 
 class LocalBackend:
+    """The database directly; its actions are audited as the local user (farm.audit), all
+    under one request id for the command."""
+
     def __init__(self, settings: Settings) -> None:
+        from farm.audit import local_actor
         from farm.celery_app import make_celery
 
         self.settings = settings
         self.celery = make_celery(settings)
+        self.actor = local_actor()
 
     def submit(
         self, spec: dict[str, Any], key: str | None, dispatch: bool = True
@@ -52,6 +62,7 @@ class LocalBackend:
             parse_spec(spec),
             idempotency_key=key,
             submitter=os.environ.get("FARM_SUBMITTER", "cli"),
+            actor=self.actor,
         )
         return {"id": made.job_id, "name": made.name, "created": made.created}
 
@@ -66,6 +77,7 @@ class LocalBackend:
             self.celery,
             [Submission(parse_spec(spec), key) for spec, key in specs],
             submitter=os.environ.get("FARM_SUBMITTER", "cli"),
+            actor=self.actor,
         )
         return [{"id": m.job_id, "name": m.name, "created": m.created} for m in made]
 
@@ -89,7 +101,7 @@ class LocalBackend:
             "resume": control.resume,
             "priority": control.set_priority,
         }
-        verbs[verb](self.settings, ref, *args)
+        verbs[verb](self.settings, ref, *args, actor=self.actor)
         self.flush()
         return self.job(ref)
 
@@ -101,7 +113,7 @@ class LocalBackend:
     def drain(self, name: str, draining: bool) -> None:
         from farm.registry import set_draining
 
-        set_draining(self.settings, name, draining)
+        set_draining(self.settings, name, draining, actor=self.actor)
 
     def flush(self) -> None:
         from farm.dispatch import dispatch_ready
@@ -120,6 +132,17 @@ class LocalBackend:
         chunk = tasklogs.read(self.settings, task_id, attempt)
         for line in chunk.lines:
             yield tasklogs.as_json(task_id, chunk.attempt, line)
+
+    def audit(self, **filters: Any) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        from farm.audit import list_audit, make_filter
+        from farm.db import session_scope
+
+        f = make_filter(datetime.now(UTC), **filters)
+        with session_scope(self.settings) as session:
+            items, nxt = list_audit(session, f)
+        return {"items": items, "next_before": nxt}
 
 
 class ApiBackend:
@@ -205,6 +228,9 @@ class ApiBackend:
             if e.status == 404:
                 raise TaskNotFound(task_id, attempt) from None
             raise FarmError(str(e)) from None
+
+    def audit(self, **filters: Any) -> dict[str, Any]:
+        return self._mapped(self.client.audit, **filters)
 
 
 @contextmanager

@@ -241,9 +241,10 @@ def logs(
 
 
 def register(app: typer.Typer) -> None:
-    from farm import cli_share
+    from farm import cli_audit, cli_share
 
     cli_share.register(app)
+    app.command("audit")(cli_audit.audit_command)
     app.add_typer(token_app, name="token")
     app.command()(api)
     app.command()(flower)

@@ -87,6 +87,12 @@ class FarmClient:
         verb = "drain" if draining else "undrain"
         return dict(self._call("POST", f"/workers/{quote(name, safe='')}/{verb}"))
 
+    def audit(self, **filters: Any) -> dict[str, Any]:
+        """A page of ``GET /audit``: ``since``, ``action``, ``actor``, ``job``, ``target``,
+        ``limit``, ``before`` (the previous page's ``next_before``)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return dict(self._call("GET", "/audit", params=params))
+
     def artifacts(self, job_id: int) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/jobs/{job_id}/artifacts"))
 

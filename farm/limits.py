@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from farm.audit import Actor, record
 from farm.errors import SpecError
 from farm.models import Limit
 from farm.specs import PROJECT_PATTERN
@@ -64,12 +65,16 @@ def check(name: str, count: int) -> None:
         raise SpecError(problems)
 
 
-def set_limit(session: Session, name: str, count: int) -> LimitView:
+def set_limit(session: Session, name: str, count: int, *, actor: Actor | None = None) -> LimitView:
     """Create a limit or change its count; tasks holding it go on (a lower count holds back
-    the next ones until enough have finished)."""
+    the next ones until enough have finished). Audited with the old count (None: new)."""
     check(name, count)
+    old = session.execute(
+        select(Limit.count).where(Limit.name == name).with_for_update()
+    ).scalar_one_or_none()
     stmt = insert(Limit).values(name=name, count=count)
     session.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={"count": count}))
+    record(session, actor, "limit_set", "limit", name, {"old": old, "new": count})
     return next(v for v in list_limits(session) if v.name == name)
 
 

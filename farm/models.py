@@ -409,3 +409,25 @@ class WebhookDelivery(Base):
             postgresql_where=text("status = 'pending'"),
         ),
     )
+
+
+class AuditLog(Base):
+    """Who did what (farm.audit): one row per operator action, written in its transaction."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    # the API token's name, or FARM_SUBMITTER / cli:<user> for the CLI on the database
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    # job | worker | token | project | limit
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(255))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_action_at", "action", "at"),
+    )

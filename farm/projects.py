@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from farm.audit import Actor, record
 from farm.errors import SpecError
 from farm.models import Project
 from farm.specs import PROJECT_PATTERN
@@ -66,10 +67,14 @@ def set_project(
     weight: float | None = None,
     max_running: int | None = None,
     clear_cap: bool = False,
+    actor: Actor | None = None,
 ) -> ProjectView:
     """Create or change a project; fields left as None keep their value (``clear_cap``
-    removes the cap)."""
+    removes the cap). Audited with the old and new values (None: it was created)."""
     check(name, weight, max_running)
+    old = session.execute(
+        select(Project.weight, Project.max_running).where(Project.name == name).with_for_update()
+    ).one_or_none()
     values: dict[str, object] = {}
     if weight is not None:
         values["weight"] = weight
@@ -82,7 +87,11 @@ def set_project(
         else stmt.on_conflict_do_nothing()
     )
     session.execute(stmt)
-    return next(p for p in list_projects(session) if p.name == name)
+    new = next(p for p in list_projects(session) if p.name == name)
+    was = None if old is None else {"weight": old.weight, "max_running": old.max_running}
+    record(session, actor, "project_set", "project", name,
+           {"old": was, "new": {"weight": new.weight, "max_running": new.max_running}})  # fmt: skip
+    return new
 
 
 def list_projects(session: Session) -> list[ProjectView]:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from farm.audit import Actor, record
 from farm.config import Settings
 from farm.db import session_scope
 from farm.errors import FarmError, WorkerNotFound
@@ -177,7 +178,10 @@ def stopped(settings: Settings, name: str) -> None:
         )
 
 
-def set_draining(settings: Settings, name: str, draining: bool) -> None:
+def set_draining(
+    settings: Settings, name: str, draining: bool, *, actor: Actor | None = None
+) -> None:
+    """Ask the worker to take no more work (or again), audited (farm.audit)."""
     with session_scope(settings) as s:
         found = s.execute(
             update(Worker)
@@ -188,6 +192,7 @@ def set_draining(settings: Settings, name: str, draining: bool) -> None:
         if found is None:
             known = s.execute(select(Worker.name).order_by(Worker.name)).scalars().all()
             raise WorkerNotFound(name, list(known))
+        record(s, actor, "drain" if draining else "undrain", "worker", name)
 
 
 def list_workers(settings: Settings, *, include_stopped: bool = False) -> list[dict[str, Any]]:

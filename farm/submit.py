@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from farm.audit import Actor, record_many
 from farm.config import Settings
 from farm.db import session_scope
 from farm.dispatch import dispatch_ready
@@ -98,12 +99,13 @@ def submit(
     *,
     idempotency_key: str | None = None,
     submitter: str = "cli",
+    actor: Actor | None = None,
 ) -> Submitted:
     """Record the job (or find the one already made with this key) and send what is ready.
     Raises the job's own error (a :class:`SpecError`, or a key used for another spec)."""
     try:
         return submit_many(
-            settings, celery, [Submission(spec, idempotency_key)], submitter=submitter
+            settings, celery, [Submission(spec, idempotency_key)], submitter=submitter, actor=actor
         )[0]
     except SubmissionsRejected as e:
         raise e.errors[0] from None
@@ -115,8 +117,10 @@ def submit_many(
     submissions: Sequence[Submission],
     *,
     submitter: str = "cli",
+    actor: Actor | None = None,
 ) -> list[Submitted]:
     """Record every submission in one transaction, or none of them, then send what is ready.
+    ``actor`` (None: the submitter, without a request id) is who the audit log names.
 
     A submission whose idempotency key exists already (same spec) gives that job back,
     recording nothing. A concurrent submission committing one of the same keys first makes
@@ -125,7 +129,7 @@ def submit_many(
     for attempt in (1, 2):
         try:
             with session_scope(settings) as session:
-                made = record(session, settings, submissions, submitter=submitter)
+                made = record(session, settings, submissions, submitter=submitter, actor=actor)
             break
         except IntegrityError:
             if attempt == 2 or all(s.idempotency_key is None for s in submissions):
@@ -148,8 +152,9 @@ def record(
     submissions: Sequence[Submission],
     *,
     submitter: str,
+    actor: Actor | None = None,
 ) -> list[Submitted]:
-    """Record the jobs, their tasks, dependencies and first events in the caller's
+    """Record the jobs, their tasks, dependencies, first events and audit rows in the caller's
     transaction, in order: a submission may depend (``after``, ``checkpoint: job:``) on an
     earlier one. Raises :class:`SubmissionsRejected` naming every bad one; the caller then
     rolls back, so nothing of them is kept."""
@@ -185,6 +190,12 @@ def record(
     if errors:
         raise SubmissionsRejected(errors, [_label(s.spec) for s in submissions])
     _insert(session, settings, new, submitter)
+    batch = {"batch": len(new)} if len(new) > 1 else {}
+    record_many(
+        session, actor or Actor(submitter), "submit", "job",
+        ((str(n.job_id), {"name": n.stored["name"], "kind": n.spec.kind,
+          "project": n.spec.project} | batch) for n in new),
+    )  # fmt: skip
     return made
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from farm.audit import Actor, record
 from farm.config import Settings
 from farm.db import session_scope
 from farm.errors import FarmError
@@ -32,12 +33,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(settings: Settings, name: str, *, read_only: bool = False) -> str:
+def create(
+    settings: Settings, name: str, *, read_only: bool = False, actor: Actor | None = None
+) -> str:
     """Make a token and return it; it is shown once and never stored in the clear."""
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with session_scope(settings) as s:
             s.add(ApiToken(name=name, token_hash=hash_token(token), read_only=read_only))
+            s.flush()  # a taken name fails here, before its audit row
+            record(s, actor, "token_create", "token", name, {"read_only": read_only})
     except IntegrityError:
         raise FarmError(f"a token named {name!r} exists already") from None
     return token
@@ -76,12 +81,15 @@ def principal_by_hash(settings: Settings, token_hash: str) -> Principal | None:
         return Principal(name, read_only)
 
 
-def revoke(settings: Settings, name: str) -> None:
+def revoke(settings: Settings, name: str, *, actor: Actor | None = None) -> None:
     with session_scope(settings) as s:
-        row = s.execute(select(ApiToken).where(ApiToken.name == name)).scalar_one_or_none()
+        row = s.execute(
+            select(ApiToken).where(ApiToken.name == name).with_for_update()
+        ).scalar_one_or_none()
         if row is None or row.revoked_at is not None:
             raise FarmError(f"no active token named {name!r}")
         row.revoked_at = func.now()
+        record(s, actor, "token_revoke", "token", name)
 
 
 def list_tokens(settings: Settings) -> list[dict[str, str | bool | None]]:

@@ -13,7 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from farm.audit import Actor, request_id_or_new
 from farm.celery_app import make_celery
 from farm.config import Settings
 from farm.errors import (
@@ -48,6 +50,42 @@ def writer(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+def request_id(request: Request) -> str:
+    """The request's id (:class:`RequestId`), also for an app built without the middleware."""
+    return str(getattr(request.state, "request_id", None) or request_id_or_new(None))
+
+
+def acting(request: Request, who: Annotated[Principal, Depends(writer)]) -> Actor:
+    """A writer, as the audit log names it: its token's name and the request's id."""
+    return Actor(who.name, request_id(request))
+
+
+class RequestId:
+    """Gives every HTTP request an id: the client's ``X-Request-ID`` if it is a sane one (up
+    to 128 of ``A-Za-z0-9._:/+=-``), else a fresh one; kept in ``request.state.request_id``
+    for the audit log and sent back in the answer's ``X-Request-ID``. Plain ASGI, so a
+    streamed answer (a followed log) streams as before."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = request_id_or_new(given.decode("latin-1") if given is not None else None)
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                message["headers"] = [*headers, (b"x-request-id", rid.encode())]
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
 def _json_number(text: str) -> int | float:
     """JSON Schema's integer is any number without a fraction (``22.0`` too); pydantic's strict
     mode takes only ``22``."""
@@ -58,8 +96,9 @@ def _json_number(text: str) -> int | float:
 def json_typed(adapter: TypeAdapter[Any]) -> Callable[[Request], Awaitable[None]]:
     """A dependency holding a JSON body to the types the OpenAPI document gives it. The spec
     models are lax for YAML and CSV manifests (``"64"`` or ``true`` for an integer); over JSON
-    a value of another type is refused (422) as the schema says, not coerced. Declare it after
-    the token's dependency, so an unauthenticated request still gets its 401 first."""
+    a value of another type is refused (422) as the schema says, not coerced (JSON's ``true``
+    is not the number 1). Declare it after the token's dependency, so an unauthenticated
+    request still gets its 401 first. Every route taking a JSON body declares it."""
 
     async def check(request: Request) -> None:
         try:
@@ -69,9 +108,20 @@ def json_typed(adapter: TypeAdapter[Any]) -> Callable[[Request], Awaitable[None]
         try:
             adapter.validate_json(json.dumps(body), strict=True)
         except ValidationError as e:
-            raise RequestValidationError(e.errors()) from None
+            raise RequestValidationError([_no_bool(err) for err in e.errors()]) from None
 
     return check
+
+
+_NOT_BOOL = {"int_type": "must be an integer, not a boolean",
+             "float_type": "must be a number, not a boolean"}  # fmt: skip
+
+
+def _no_bool(err: Any) -> Any:
+    """Pydantic's "valid integer" for a ``true`` says why, as the field's refusal."""
+    if isinstance(err.get("input"), bool) and err.get("type") in _NOT_BOOL:
+        return {**err, "msg": _NOT_BOOL[err["type"]]}
+    return err
 
 
 def _error(
@@ -108,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.celery = make_celery(settings)
+    app.add_middleware(RequestId)
     app.include_router(router)
     from farm.web import install as install_monitor
 

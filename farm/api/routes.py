@@ -10,10 +10,10 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import TypeAdapter
 
-from farm.api.app import json_typed, principal, writer
-from farm.api.limits import router as limits_router
+from farm.api.admin import router as admin_router
+from farm.api.app import acting, json_typed, principal
+from farm.api.audit import router as audit_router
 from farm.api.logs import router as logs_router
-from farm.api.projects import router as projects_router
 from farm.api.schemas import (
     ArtifactPublic,
     ErrorBody,
@@ -25,6 +25,7 @@ from farm.api.schemas import (
     WorkerPublic,
 )
 from farm.api.usage import router as usage_router
+from farm.audit import Actor
 from farm.config import Settings
 from farm.errors import BrokerUnusable, JobNotFound
 from farm.outputs import OutsideOutputRoot, confine
@@ -39,7 +40,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 router = APIRouter(responses=ERRORS)
 Reader = Annotated[Principal, Depends(principal)]
-Writer = Annotated[Principal, Depends(writer)]
+Acting = Annotated[Actor, Depends(acting)]  # a writing token, as the audit log names it
 TypedSpec = Annotated[None, Depends(json_typed(TypeAdapter(JobSpec)))]
 TypedPriority = Annotated[None, Depends(json_typed(TypeAdapter(PriorityChange)))]
 MEDIA_TYPES = {
@@ -121,7 +122,7 @@ def health(request: Request, response: Response) -> Health:
 def create_job(
     request: Request,
     response: Response,
-    who: Writer,
+    who: Acting,
     _typed: TypedSpec,
     spec: Annotated[JobSpec, Body(examples=[SPEC_EXAMPLE])],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -134,8 +135,9 @@ def create_job(
     body: TrainSpec | RenderSpec = spec
     try:
         made = submit(
-            s, request.app.state.celery, body, idempotency_key=idempotency_key, submitter=who.name
-        )
+            s, request.app.state.celery, body, idempotency_key=idempotency_key,
+            submitter=who.name, actor=who,
+        )  # fmt: skip
     except BrokerUnusable as e:
         if e.job_id is None:
             raise
@@ -194,10 +196,10 @@ def _check_id(job_id: int) -> None:
         raise JobNotFound(str(job_id))
 
 
-def _verb(request: Request, job_id: int, fn: Any, *args: Any) -> dict[str, Any]:
+def _verb(request: Request, actor: Actor, job_id: int, fn: Any, *args: Any) -> dict[str, Any]:
     _check_id(job_id)
     s = _settings(request)
-    fn(s, str(job_id), *args)
+    fn(s, str(job_id), *args, actor=actor)
     from farm.dispatch import dispatch_ready
 
     try:
@@ -214,11 +216,11 @@ def _verb(request: Request, job_id: int, fn: Any, *args: Any) -> dict[str, Any]:
     tags=["control"],
     operation_id="cancel_job",
 )
-def cancel_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+def cancel_job(request: Request, actor: Acting, job_id: int) -> dict[str, Any]:
     """Queued tasks never start; running ones stop at their next heartbeat. 409 if finished."""
     from farm.control import cancel
 
-    return _verb(request, job_id, cancel)
+    return _verb(request, actor, job_id, cancel)
 
 
 @router.post(
@@ -228,11 +230,11 @@ def cancel_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     tags=["control"],
     operation_id="retry_job",
 )
-def retry_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+def retry_job(request: Request, actor: Acting, job_id: int) -> dict[str, Any]:
     """Re-run the failed tasks only. 409 unless the job failed."""
     from farm.control import retry
 
-    return _verb(request, job_id, retry)
+    return _verb(request, actor, job_id, retry)
 
 
 @router.post(
@@ -242,11 +244,11 @@ def retry_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     tags=["control"],
     operation_id="pause_job",
 )
-def pause_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+def pause_job(request: Request, actor: Acting, job_id: int) -> dict[str, Any]:
     """Hold back queued chunks; running ones finish. 409 if finished or already paused."""
     from farm.control import pause
 
-    return _verb(request, job_id, pause)
+    return _verb(request, actor, job_id, pause)
 
 
 @router.post(
@@ -256,11 +258,11 @@ def pause_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     tags=["control"],
     operation_id="resume_job",
 )
-def resume_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
+def resume_job(request: Request, actor: Acting, job_id: int) -> dict[str, Any]:
     """Send the held-back chunks again. 409 unless paused."""
     from farm.control import resume
 
-    return _verb(request, job_id, resume)
+    return _verb(request, actor, job_id, resume)
 
 
 @router.patch(
@@ -271,12 +273,12 @@ def resume_job(request: Request, _: Writer, job_id: int) -> dict[str, Any]:
     operation_id="change_job_priority",
 )
 def change_priority(
-    request: Request, _: Writer, _typed: TypedPriority, job_id: int, change: PriorityChange
+    request: Request, actor: Acting, _typed: TypedPriority, job_id: int, change: PriorityChange
 ) -> dict[str, Any]:
     """Change the job's priority (0-100): its unsent chunks go out in the new order."""
     from farm.control import set_priority
 
-    return _verb(request, job_id, set_priority, change.priority)
+    return _verb(request, actor, job_id, set_priority, change.priority)
 
 
 @router.get(
@@ -335,11 +337,11 @@ def list_workers(
     return list_workers(_settings(request), include_stopped=include_stopped)
 
 
-def _drain(request: Request, name: str, draining: bool) -> dict[str, Any]:
+def _drain(request: Request, actor: Actor, name: str, draining: bool) -> dict[str, Any]:
     from farm.registry import list_workers, set_draining
 
     s = _settings(request)
-    set_draining(s, name, draining)
+    set_draining(s, name, draining, actor=actor)
     return next(w for w in list_workers(s, include_stopped=True) if w["name"] == name)
 
 
@@ -350,9 +352,9 @@ def _drain(request: Request, name: str, draining: bool) -> dict[str, Any]:
     tags=["workers"],
     operation_id="drain_worker",
 )
-def drain_worker(request: Request, _: Writer, name: str) -> dict[str, Any]:
+def drain_worker(request: Request, actor: Acting, name: str) -> dict[str, Any]:
     """The worker finishes its running task and takes no more (at its next heartbeat)."""
-    return _drain(request, name, True)
+    return _drain(request, actor, name, True)
 
 
 @router.post(
@@ -362,9 +364,9 @@ def drain_worker(request: Request, _: Writer, name: str) -> dict[str, Any]:
     tags=["workers"],
     operation_id="undrain_worker",
 )
-def undrain_worker(request: Request, _: Writer, name: str) -> dict[str, Any]:
+def undrain_worker(request: Request, actor: Acting, name: str) -> dict[str, Any]:
     """A drained worker takes work again."""
-    return _drain(request, name, False)
+    return _drain(request, actor, name, False)
 
 
 @router.get("/metrics", response_class=Response, tags=["ops"], operation_id="metrics")
@@ -377,6 +379,6 @@ def metrics(request: Request, _: Reader) -> Response:
 
 
 router.include_router(logs_router)  # GET /tasks/{task_id}/logs (farm.api.logs)
-router.include_router(projects_router)  # GET /projects, PUT /projects/{name}
-router.include_router(limits_router)  # GET /limits, PUT /limits/{name}
+router.include_router(admin_router)  # GET /projects, /limits; PUT /projects/…, /limits/…
 router.include_router(usage_router)  # GET /usage
+router.include_router(audit_router)  # GET /audit

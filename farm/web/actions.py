@@ -1,5 +1,6 @@
 """What the monitor's buttons do: the operator verbs of farm.control and the registry's drain,
-then a dispatch pass, exactly as the REST API's control routes do."""
+then a dispatch pass, exactly as the REST API's control routes do; audited as the session's
+token (farm.audit)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from celery import Celery
 
 from farm import control
+from farm.audit import Actor
 from farm.config import Settings
 from farm.errors import BrokerUnusable
 
@@ -33,26 +35,28 @@ def _dispatch(settings: Settings, celery: Celery, what: str) -> None:
         log.error("%s: %s", what, e)
 
 
-def job_verb(settings: Settings, celery: Celery, job_id: int, verb: str) -> str:
+def job_verb(settings: Settings, celery: Celery, job_id: int, verb: str, actor: Actor) -> str:
     """Run ``verb`` on the job; raises JobNotFound, JobStateError."""
     fn, done = JOB_VERBS[verb]
-    fn(settings, str(job_id))
+    fn(settings, str(job_id), actor=actor)
     _dispatch(settings, celery, f"job {job_id}")
     return f"Job {job_id} {done}."
 
 
-def set_priority(settings: Settings, celery: Celery, job_id: int, priority: int) -> str:
+def set_priority(
+    settings: Settings, celery: Celery, job_id: int, priority: int, actor: Actor
+) -> str:
     """Raises JobNotFound, JobStateError, SpecError (out of 0-100)."""
-    control.set_priority(settings, str(job_id), priority)
+    control.set_priority(settings, str(job_id), priority, actor=actor)
     _dispatch(settings, celery, f"job {job_id}")
     return f"Job {job_id}: priority {priority}."
 
 
-def drain(settings: Settings, name: str, draining: bool) -> str:
+def drain(settings: Settings, name: str, draining: bool, actor: Actor) -> str:
     """Raises WorkerNotFound."""
     from farm.registry import set_draining
 
-    set_draining(settings, name, draining)
+    set_draining(settings, name, draining, actor=actor)
     if draining:
         return f"Worker {name} drains: it finishes its task and takes no more."
     return f"Worker {name} takes work again."

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from farm.api.app import request_id
+from farm.audit import Actor
 from farm.errors import JobNotFound, JobStateError, SpecError, WorkerNotFound
 from farm.tokens import Principal, authenticate, hash_token
 from farm.web import actions, frames
@@ -167,6 +169,7 @@ def job_action(
     request: Request, viewer: Controller, form: Form, job_id: int, verb: str
 ) -> Response:
     settings, celery = settings_of(request), request.app.state.celery
+    actor = Actor(viewer.who.name, request_id(request))
     back = f"/ui/jobs/{job_id}"
     try:
         if verb == "priority":
@@ -174,9 +177,9 @@ def job_action(
                 priority = int(form.get("priority", ""))
             except ValueError:
                 return _redirect(request, back, "Priority: a whole number from 0 to 100.", "error")
-            message = actions.set_priority(settings, celery, _job_id(job_id), priority)
+            message = actions.set_priority(settings, celery, _job_id(job_id), priority, actor)
         elif verb in actions.JOB_VERBS:
-            message = actions.job_verb(settings, celery, _job_id(job_id), verb)
+            message = actions.job_verb(settings, celery, _job_id(job_id), verb, actor)
         else:
             return _not_found(request, viewer, f"No such action: {verb}.")
     except JobNotFound:
@@ -235,7 +238,8 @@ def worker_action(request: Request, viewer: Controller, name: str, verb: str) ->
     if verb not in ("drain", "undrain"):
         return _not_found(request, viewer, f"No such action: {verb}.")
     try:
-        message = actions.drain(settings_of(request), name, verb == "drain")
+        actor = Actor(viewer.who.name, request_id(request))
+        message = actions.drain(settings_of(request), name, verb == "drain", actor)
     except WorkerNotFound:
         return _not_found(request, viewer, f"There is no worker {name}.")
     return _redirect(request, "/ui/workers", message)

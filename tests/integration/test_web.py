@@ -22,6 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
+from farm.audit import AuditFilter, list_audit
+from farm.db import session_scope
 from farm.models import Event, Job
 from farm.tokens import create, revoke
 from tests.integration.harness import Farm, make_settings
@@ -348,6 +350,14 @@ def test_pause_and_resume_from_the_job_page(web: Web, page: Page) -> None:
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator("#job-state")).to_have_attribute("data-state", "canceled")
+    # audited as the session's token, one row a click (the refused 101 wrote none)
+    with session_scope(web.farm.settings) as s:
+        rows, _ = list_audit(s, AuditFilter(job=job_id))
+    assert [(r["action"], r["actor"]) for r in rows] == [
+        ("cancel", "wrangler"), ("priority", "wrangler"), ("resume", "wrangler"),
+        ("pause", "wrangler"), ("submit", "cli"),
+    ]  # fmt: skip
+    assert rows[1]["detail"] == {"old": 50, "new": 77} and all(r["request_id"] for r in rows[:4])
 
 
 def test_a_failed_task_shows_its_error_and_the_job_can_be_retried(

@@ -134,6 +134,9 @@ def test_405_allows_every_method_of_the_path(
             {"kind": "render", "checkpoint": "a.safetensors", "frames": 5, "width": "64"},
             "width",
         ),
+        ("PUT", "/limits/lic", {"count": True}, "count"),
+        ("PUT", "/projects/show", {"weight": True}, "weight"),
+        ("PUT", "/projects/show", {"max_running": False}, "max_running"),
     ],
 )
 def test_a_json_value_of_the_wrong_type_is_refused_not_coerced(
@@ -161,7 +164,7 @@ def test_an_integer_written_as_22_0_is_still_an_integer(
 
     calls: list[int] = []
 
-    def no_database(request: Any, job_id: int, fn: Any, *args: Any) -> dict[str, Any]:
+    def no_database(request: Any, actor: Any, job_id: int, fn: Any, *args: Any) -> dict[str, Any]:
         calls.append(args[0])
         raise routes.JobNotFound(str(job_id))
 
@@ -175,3 +178,49 @@ def test_the_token_is_checked_before_the_body(app: FastAPI) -> None:
     r = request(app, "PATCH", "/jobs/7", json={"priority": True})
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_boolean_for_a_number_is_refused_saying_so(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.dependency_overrides, principal, lambda: Principal("unit", False))
+    r = request(app, "PUT", "/limits/lic", json={"count": True})
+    assert r.json()["problems"] == [
+        {"field": "count", "reason": "must be an integer, not a boolean"}
+    ]
+    r = request(app, "PUT", "/projects/show", json={"weight": False})
+    assert r.json()["problems"] == [
+        {"field": "weight", "reason": "must be a number, not a boolean"}
+    ]
+
+
+def test_every_answer_carries_the_request_id_given_or_a_new_one(app: FastAPI) -> None:
+    r = request(app, "GET", "/jobs", headers={"X-Request-ID": "pipe-42.a"})
+    assert (r.status_code, r.headers["x-request-id"]) == (401, "pipe-42.a")
+    fresh = request(app, "GET", "/jobs", headers={"X-Request-ID": "bad id\twith spaces"})
+    made = request(app, "GET", "/jobs")
+    for r in (fresh, made):
+        assert len(r.headers["x-request-id"]) == 32, r.headers
+    assert fresh.headers["x-request-id"] != made.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"since": "99999999w"}, "since"),
+        ({"action": "explode"}, "action"),
+        ({"actor": "a\x00b"}, "actor"),
+        ({"job": "0"}, "job"),
+        ({"limit": "501"}, "limit"),
+        ({"before": "x"}, "before"),
+    ],
+)
+def test_a_bad_audit_filter_is_refused_naming_it(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch, query: dict[str, str], field: str
+) -> None:
+    """Refused before any query (nothing listens at the test's database)."""
+    monkeypatch.setitem(app.dependency_overrides, principal, lambda: Principal("unit", True))
+    r = request(app, "GET", "/audit", params=query)
+    assert r.status_code == 422, r.text
+    assert [p["field"] for p in r.json()["problems"]] == [field]
