@@ -218,3 +218,26 @@ def _glyph_problems(
     if not set(styles) - set(held):
         return [("heldout_fonts", f"every font is held out ({', '.join(held)}): none to train on")]
     return []
+
+
+def picture_problems(
+    readable: Sequence[Path], refs: Mapping[str, str | None]
+) -> list[tuple[str, str]]:
+    """Each ``field: path`` of ``refs`` (a render's background picture, its bone sprites)
+    must be an image file that the job may read: confined like every input, and an image by
+    its header."""
+    from farm.inputs import OutsideInputRoots, confine_input
+
+    out: list[tuple[str, str]] = []
+    for field, ref in refs.items():
+        if ref is None:
+            continue
+        try:
+            path = confine_input(readable, ref)
+            if not path.is_file():
+                out.append((field, f"{ref!r} does not exist"))
+            else:
+                file_channels(path)
+        except (OutsideInputRoots, DataFileError) as e:
+            out.append((field, str(e)))
+    return out

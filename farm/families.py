@@ -32,6 +32,14 @@ DATASET_CLASSES: dict[str, tuple[str, ...]] = {
 # The motion model's actions (workers.datasets.motion.ACTIONS; a unit test compares them):
 # the classes of ``dataset: motion`` and of a BVH set, whose files are labelled with them.
 MOTION_ACTIONS = ("idle", "walk", "run", "jump", "wave", "sit")
+# The motion skeleton's bones by name, as (joint, child joint) indices of
+# workers.datasets.motion.JOINTS: what ``bone_sprites`` keys name; "head" is the head itself,
+# drawn about its joint and turned with the neck.
+BONES: dict[str, tuple[int, int]] = {
+    "pelvis": (0, 1), "chest": (1, 2), "neck": (2, 3), "head": (2, 3),
+    "l_upper_arm": (4, 5), "l_forearm": (5, 6), "r_upper_arm": (7, 8), "r_forearm": (8, 9),
+    "l_thigh": (10, 11), "l_shin": (11, 12), "r_thigh": (13, 14), "r_shin": (14, 15),
+}  # fmt: skip
 # Families whose classes are fixed by their data set, with no ``conditional`` switch: a
 # motion model is always action-conditioned, a stroke model always character-conditioned.
 SEQUENCE_FAMILIES = ("motion", "strokes")

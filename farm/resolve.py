@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from farm.colors import ColorError, colour_problems, parse_color
 from farm.config import Settings
-from farm.datafiles import data_problems
+from farm.datafiles import data_problems, picture_problems
 from farm.errors import JobNotFound, SpecError
 from farm.families import (
     BUILTIN,
@@ -140,6 +140,10 @@ def resolve(
         field = "output.path" if isinstance(spec.output, OutputSpec) else "output"
         keep = isinstance(spec.output, OutputSpec) and spec.output.keep_segments
         stored_output = {"format": fmt, "path": output, "options": options, "keep_segments": keep}
+        pictures = {"background_image": spec.background_image} | {
+            f"bone_sprites.{bone}": ref for bone, ref in (spec.bone_sprites or {}).items()
+        }
+        problems += picture_problems(readable, pictures)
         audio = options.get("audio")
         if audio:
             try:

@@ -29,6 +29,7 @@ from farm.charset import CharsetError, parse_charset
 from farm.colors import parse_color
 from farm.errors import SpecError
 from farm.families import (
+    BONES,
     BUILTIN,
     IMAGE_CHANNELS,
     IMAGE_SIZES,
@@ -493,6 +494,8 @@ Keyframe = int | str | LatentKeyframe | ClassKeyframe
 
 
 # --- motion and strokes renders (issue 13) ---
+
+
 class MotionShot(BaseModel):
     """One shot of a ``mode: motion`` storyboard: an action for ``frames`` frames; each shot
     after the first blends in from the one before over the spec's ``transition`` frames."""
@@ -509,10 +512,12 @@ def motion_problems(spec: RenderSpec) -> list[tuple[str, str]]:
     the checkpoint at submission (:func:`farm.resolve.model_problems`)."""
     out: list[tuple[str, str]] = []
     mode = spec.mode
-    for f, owner in (("actions", "motion"), ("camera", "motion"),
+    for f, owner in (("actions", "motion"), ("camera", "motion"), ("bone_sprites", "motion"),
                      ("strokes_per_second", "write"), ("line_px", "write")):  # fmt: skip
         if getattr(spec, f) is not None and mode != owner:
             out.append((f, f"only mode {owner!r} uses it, not {mode!r}"))
+    if spec.background_image is not None and mode not in ("motion", "write"):
+        out.append(("background_image", f"only modes 'motion' and 'write' use it, not {mode!r}"))
     total = len(spec.frame_list()) if spec.frames is not None else None
     if mode == "motion":
         if not spec.actions:
@@ -647,6 +652,24 @@ class RenderSpec(_Spec):
     camera: Literal["follow", "fixed"] | None = Field(
         default=None, description="motion: follow the character (default) or stay fixed"
     )
+    background_image: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="motion, write: a picture behind the figure or the text (a path it may "
+        "read), scaled to the frame's height; motion's camera moves over it",
+    )  # fmt: skip
+    bone_sprites: dict[str, Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(
+        default=None, max_length=len(BONES),
+        description="motion: {bone: picture} drawn in place of the bone's capsule",
+    )  # fmt: skip
+
+    @field_validator("bone_sprites")
+    @classmethod
+    def _bones(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        unknown = sorted(set(v or ()) - set(BONES))
+        if unknown:
+            raise ValueError(f"no bone(s) {', '.join(unknown)} (bones: {', '.join(BONES)})")
+        return v
+
     strokes_per_second: float | None = Field(
         default=None, gt=0, le=100_000, description="write: pen steps per second"
     )

@@ -11,19 +11,29 @@ thumbnail batch for a data set and a 1280x720 frame for a render.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
+
+from farm.families import BONES
 
 Colour = tuple[int, int, int]
 
-# The skeleton's bones as (parent, child) joint pairs by layer, back to front: the far
-# (left) limbs, the torso, the near (right) limbs. Indices follow workers.datasets.motion.
-FAR_LIMBS = ((4, 5), (5, 6), (10, 11), (11, 12))
-TORSO = ((0, 1), (1, 2), (2, 3))
-NEAR_LIMBS = ((7, 8), (8, 9), (13, 14), (14, 15))
+# The skeleton's bones by layer, back to front: the far (left) limbs, the torso, the near
+# (right) limbs, then the head (farm.families.BONES names them).
+LAYERS = (
+    ("l_upper_arm", "l_forearm", "l_thigh", "l_shin"),
+    ("pelvis", "chest", "neck"),
+    ("r_upper_arm", "r_forearm", "r_thigh", "r_shin"),
+)
+FAR_LIMBS, TORSO, NEAR_LIMBS = (tuple(BONES[b] for b in layer) for layer in LAYERS)
 HEAD = 3
+# Bones that point up at rest: a sprite's top edge goes at their child's end, not their own.
+_UPWARD = frozenset({"pelvis", "chest", "neck", "head"})
+# A head sprite's height, in head radii: a little more than the disc it replaces.
+HEAD_SPRITE = 2.5
 
 
 @dataclass(frozen=True)
@@ -83,11 +93,15 @@ def render_skeletons(
     scale: float,
     style: SkeletonStyle | None = None,
     background: np.ndarray | None = None,
+    sprites: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Frames ``(F, H, W, 3)`` uint8 of the poses ``positions`` ``(F, J, 2)`` (world units),
     each frame's ``centre`` ``(F, 2)`` or ``(2,)`` at the middle (the camera), ``scale``
-    pixels per unit. ``background`` ``(H, W, 3)`` uint8 replaces the style's flat colour."""
+    pixels per unit. ``background`` ``(H, W, 3)`` uint8 replaces the style's flat colour;
+    ``sprites`` (bone name to a :func:`premultiplied` picture) replace those bones' capsules
+    (or the head's disc), each in its bone's layer."""
     st = style or SkeletonStyle()
+    sprites = sprites or {}
     n = positions.shape[0]
     pix = to_pixels(positions, np.broadcast_to(centre, (n, 2))[:, None, :], scale, width, height)
     py, px = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5  # (H, W) each
@@ -100,16 +114,112 @@ def render_skeletons(
         base[...] = st.background
     img = np.broadcast_to(base, (n, height, width, 3)).copy()  # (F, H, W, 3)
     r = st.limb_radius * scale
-    for bones, colour in ((FAR_LIMBS, st.far), (TORSO, st.torso), (NEAR_LIMBS, st.near)):
+    for names, colour in zip(LAYERS, (st.far, st.torso, st.near), strict=True):
         alpha = np.zeros((n, height, width), np.float32)
-        for i, j in bones:
+        for name in names:
+            if name in sprites:
+                continue
+            i, j = BONES[name]
             a = pix[:, i, None, None, :]  # (F, 1, 1, 2)
             b = pix[:, j, None, None, :]
             np.maximum(alpha, capsule_alpha(px, py, a, b, r), out=alpha)
         _over(img, alpha, colour)
-    head = pix[:, HEAD, None, None, :]
-    _over(img, capsule_alpha(px, py, head, head, st.head_radius * scale), st.head)
+        for name in names:
+            if name in sprites:
+                for f in range(n):
+                    _sprite_over(img[f], sprites[name], *sprite_frame(name, pix[f], r, st, scale))
+    if "head" in sprites:
+        for f in range(n):
+            _sprite_over(img[f], sprites["head"], *sprite_frame("head", pix[f], r, st, scale))
+    else:
+        head = pix[:, HEAD, None, None, :]
+        _over(img, capsule_alpha(px, py, head, head, st.head_radius * scale), st.head)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def premultiplied(picture: np.ndarray) -> np.ndarray:
+    """An RGBA (or RGB) uint8 picture ``(h, w, 3 | 4)`` as float32 premultiplied RGBA, alpha
+    in [0, 1]: the form :func:`render_skeletons` samples sprites in, so edges do not pick up
+    the colour of transparent pixels."""
+    a = picture.astype(np.float32)
+    alpha = a[..., 3:] / 255.0 if a.shape[-1] == 4 else np.ones_like(a[..., :1])
+    return np.concatenate([a[..., :3] * alpha, alpha], axis=-1)
+
+
+def sprite_frame(
+    name: str, pix: np.ndarray, radius_px: float, style: SkeletonStyle, scale: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Where bone ``name``'s sprite goes in a frame whose joints are at ``pix`` ``(J, 2)``:
+    ``(top, down, length)``, the middle of its top edge, the unit vector from there down its
+    length (pixels, y down), and that length. A limb's sprite runs from the joint to its
+    child, a capsule radius past both ends; the head's is centred on the head."""
+    i, j = BONES[name]
+    a, b = pix[i].astype(np.float64), pix[j].astype(np.float64)
+    if name == "head":
+        up = b - a
+        up /= max(float(np.hypot(*up)), 1e-9)
+        length = HEAD_SPRITE * style.head_radius * scale
+        return b + up * length / 2, -up, length
+    if name in _UPWARD:
+        a, b = b, a
+    d = b - a
+    span = float(np.hypot(*d))
+    down = d / span if span > 1e-9 else np.array([0.0, 1.0])
+    return a - down * radius_px, down, span + 2 * radius_px
+
+
+def sprite_corners(top: np.ndarray, down: np.ndarray, length: float, aspect: float) -> np.ndarray:
+    """The four corners ``(4, 2)`` of a sprite placed by :func:`sprite_frame`, ``aspect`` its
+    width over its height."""
+    across = np.array([-down[1], down[0]]) * (length * aspect / 2)
+    bottom = top + down * length
+    return np.stack([top - across, top + across, bottom + across, bottom - across])
+
+
+def _sprite_over(
+    img: np.ndarray, sprite: np.ndarray, top: np.ndarray, down: np.ndarray, length: float
+) -> None:
+    """Composite a premultiplied ``sprite`` ``(h, w, 4)`` over ``img`` ``(H, W, 3)`` float,
+    its rows along ``down`` from ``top`` for ``length`` pixels, its width kept in proportion;
+    bilinear sampling at each covered pixel's centre (scipy's map_coordinates)."""
+    sh, sw = sprite.shape[:2]
+    corners = sprite_corners(top, down, length, sw / sh)
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1 = min(int(np.ceil(corners[:, 0].max())) + 1, img.shape[1])
+    y1 = min(int(np.ceil(corners[:, 1].max())) + 1, img.shape[0])
+    if x0 >= x1 or y0 >= y1 or length <= 0:
+        return
+    py, px = np.mgrid[y0:y1, x0:x1].astype(np.float64) + 0.5  # (h, w) each
+    dx, dy = px - top[0], py - top[1]
+    along = dx * down[0] + dy * down[1]
+    across = dx * -down[1] + dy * down[0]
+    rows = along / length * sh - 0.5
+    cols = (across / (length * sw / sh) + 0.5) * sw - 0.5
+    coords = np.stack([rows, cols])  # (2, h, w)
+    sampled = np.stack(
+        [
+            ndimage.map_coordinates(sprite[..., c], coords, order=1, mode="constant")
+            for c in range(4)
+        ],
+        axis=-1,
+    ).astype(np.float32)  # (h, w, 4)
+    window = img[y0:y1, x0:x1]
+    window *= 1.0 - sampled[..., 3:]
+    window += sampled[..., :3]
+
+
+def backdrop(picture: np.ndarray, width: int, offset_px: float) -> np.ndarray:
+    """A ``width``-wide view ``(H, width, 3)`` float32 of ``picture`` ``(H, Wp, 3)``, repeated
+    side by side and slid ``offset_px`` to the left (the camera moving right), with linear
+    interpolation between columns so a sub-pixel move is smooth."""
+    wp = picture.shape[1]
+    x = np.arange(width, dtype=np.float64) + offset_px
+    k = np.floor(x)
+    frac = (x - k).astype(np.float32)[None, :, None]
+    left = np.mod(k, wp).astype(int)
+    right = np.mod(k + 1, wp).astype(int)
+    src = picture.astype(np.float32)
+    return src[:, left] * (1 - frac) + src[:, right] * frac
 
 
 def render_strokes(

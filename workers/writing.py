@@ -114,7 +114,7 @@ def frames_for(
     *,
     line_width: float,
     colour: Colour = (20, 20, 30),
-    background: Colour = (250, 248, 240),
+    background: Colour | np.ndarray = (250, 248, 240),
     hold: int = 0,
     per_frame: float | None = None,
 ) -> np.ndarray:

@@ -127,3 +127,40 @@ def test_bad_motion_and_write_renders_are_refused(farm: Farm, trained: dict[str,
     with pytest.raises(SpecError) as e:
         farm.submit({**MOTION, "name": "motion-bad", "dataset": "strokes"})
     assert [f for f, _ in e.value.problems] == ["dataset", "clips"]
+
+
+def test_motion_over_a_background_picture_with_bone_sprites(
+    farm: Farm, trained: dict[str, int]
+) -> None:
+    from PIL import Image
+
+    root = farm.settings.output_root_abs()
+    stripes = np.zeros((8, 12, 3), np.uint8)
+    stripes[:, ::2] = (0, 0, 255)  # blue and black columns, 2 px apart
+    Image.fromarray(stripes).save(root / "scenery.png")
+    Image.new("RGBA", (4, 8), (0, 255, 0, 255)).save(root / "chest.png")
+    scene = {"background_image": "scenery.png", "bone_sprites": {"chest": "chest.png"}}
+    decoded = []
+    for name, size in (("scene-whole", 24), ("scene-chunked", 7)):
+        out = {"format": "ffv1", "path": f"lossless/{name}.mkv"}
+        decoded.append(rgb_frames(run_ok(farm, motion_spec(name, chunk_size=size, output=out,
+                                                           **scene))))  # fmt: skip
+    whole, chunked = decoded
+    assert np.array_equal(whole, chunked)
+    blue = (whole[..., 2] > 150) & (whole[..., 0] < 80)
+    green = (whole[..., 1] > 150) & (whole[..., 0] < 80) & (whole[..., 2] < 80)
+    assert blue.mean() > 0.2, "the scenery shows behind the figure"
+    assert green.any(axis=(1, 2)).all(), "the chest sprite is drawn in every frame"
+    assert not np.array_equal(blue[0], blue[-1]), "the followed camera moves over the scenery"
+    (root / "notes.png").write_text("not a picture")
+    cases = [
+        (motion_spec("s1", background_image="missing.png"), "background_image"),
+        (motion_spec("s2", bone_sprites={"tail": "chest.png"}), "bone_sprites"),
+        (motion_spec("s3", bone_sprites={"head": "notes.png"}), "bone_sprites.head"),
+        (motion_spec("s4", background_image="/etc/hostname"), "background_image"),
+        (write_spec("s5", bone_sprites={"head": "chest.png"}), "bone_sprites"),
+    ]
+    for spec, field in cases:
+        with pytest.raises(SpecError) as e:
+            farm.submit(spec)
+        assert field in [f for f, _ in e.value.problems], (field, e.value.problems)

@@ -90,3 +90,87 @@ def test_skeleton_frames_batch_with_their_own_cameras() -> None:
     fixed = render_skeletons(pose, 48, 48, centre=np.array([0.0, 0.85]), scale=20.0)
     np.testing.assert_array_equal(follow[0], follow[1])
     assert not np.array_equal(fixed[0], fixed[1])
+
+
+# --- sprites per bone and background pictures ----------------------------------------------
+
+
+def _pose() -> np.ndarray:
+    from workers.models.motion import MotionConfig, MotionRNN, frames_for
+
+    model = MotionRNN(MotionConfig(hidden=8))
+    return frames_for(model, [("walk", 4)], 0, [2])[0]  # (J, 2)
+
+
+def test_a_bone_sprite_replaces_its_capsule_between_the_joints() -> None:
+    from farm.families import BONES
+    from workers.draw import premultiplied, render_skeletons, to_pixels
+
+    pose, w, h, scale = _pose(), 160, 160, 60.0
+    centre = pose[0] + np.array([0.0, 0.3])
+    red = np.zeros((8, 2, 4), np.uint8)
+    red[...] = (255, 0, 0, 255)
+    frame = render_skeletons(pose[None], w, h, centre=centre, scale=scale,
+                             sprites={"r_shin": premultiplied(red)})[0]  # fmt: skip
+    plain = render_skeletons(pose[None], w, h, centre=centre, scale=scale)[0]
+    knee, foot = to_pixels(pose[list(BONES["r_shin"])], centre, scale, w, h)
+    mid = np.rint((knee + foot) / 2 - 0.5).astype(int)
+    assert tuple(frame[mid[1], mid[0]]) == (255, 0, 0)  # the sprite, opaque, at the shin
+    assert tuple(plain[mid[1], mid[0]]) != (255, 0, 0)
+    far = np.abs(frame.astype(int) - plain).max(-1) > 0
+    ys, xs = np.nonzero(far)
+    span = np.hypot(*(foot - knee)) + 2 * 0.045 * scale
+    # Changed pixels stay within the sprite's rectangle around the shin.
+    assert (
+        np.hypot(xs + 0.5 - (knee[0] + foot[0]) / 2, ys + 0.5 - (knee[1] + foot[1]) / 2).max()
+        <= span
+    )
+
+
+def test_a_transparent_sprite_leaves_the_frame_unchanged_but_for_the_capsule() -> None:
+    from workers.draw import premultiplied, render_skeletons, to_pixels
+
+    pose = _pose()
+    clear = np.zeros((6, 6, 4), np.uint8)
+    centre = pose[0]
+    with_clear = render_skeletons(pose[None], 96, 96, centre=centre, scale=30.0,
+                                  sprites={"head": premultiplied(clear)})[0]  # fmt: skip
+    plain = render_skeletons(pose[None], 96, 96, centre=centre, scale=30.0)[0]
+    differs = np.abs(with_clear.astype(int) - plain).max(-1) > 0
+    assert differs.any()  # the head disc is gone, and nothing else changed
+    head = to_pixels(pose[3], centre, 30.0, 96, 96)
+    ys, xs = np.nonzero(differs)
+    assert np.hypot(xs + 0.5 - head[0], ys + 0.5 - head[1]).max() <= 0.12 * 30.0 + 1
+
+
+def test_backdrop_repeats_and_slides_smoothly() -> None:
+    from workers.draw import backdrop
+
+    pic = np.zeros((4, 10, 3), np.uint8)
+    pic[:, :, 0] = np.arange(10) * 20
+    assert np.array_equal(backdrop(pic, 25, 0.0), backdrop(pic, 25, 10.0))  # it repeats
+    shifted = backdrop(pic, 5, 2.0)
+    assert np.array_equal(shifted[0, :, 0], [40, 60, 80, 100, 120])
+    half = backdrop(pic, 3, 0.5)
+    assert np.allclose(half[0, :, 0], [10, 30, 50])
+
+
+def test_the_box_drawing_equals_the_full_frame_with_a_picture_and_sprites() -> None:
+    from workers.draw import backdrop, premultiplied, render_skeletons
+    from workers.modes.motion import CENTRE_Y, VIEW_HEIGHT, Scene, draw_frame, style_for
+
+    pose, w, h = _pose(), 180, 120
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 255, (h, 70, 3), dtype=np.uint8)
+    sprite = rng.integers(0, 255, (12, 5, 4), dtype=np.uint8)
+    scene = Scene(style_for(None), h / VIEW_HEIGHT, picture,
+                  {"chest": premultiplied(sprite), "head": premultiplied(sprite)})  # fmt: skip
+    for dx in (0.0, 0.37):
+        centre = np.array([pose[0, 0] + dx, CENTRE_Y])
+        box = draw_frame(pose, centre, w, h, scene)
+        bg = np.clip(np.rint(backdrop(picture, w, centre[0] * scene.scale - w / 2)), 0, 255)
+        full = render_skeletons(
+            pose[None], w, h, centre=centre, scale=scene.scale,
+            background=bg.astype(np.uint8), sprites=scene.sprites,
+        )[0]  # fmt: skip
+        assert np.abs(box.astype(int) - full).max() <= 1

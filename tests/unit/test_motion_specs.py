@@ -189,7 +189,7 @@ def test_write_frames_are_chunk_invariant_and_end_held() -> None:
 def test_a_frame_drawn_in_the_figures_box_is_the_full_frame_drawing() -> None:
     from workers.draw import render_skeletons
     from workers.models.motion import MotionConfig, MotionRNN, frames_for
-    from workers.modes.motion import CENTRE_Y, VIEW_HEIGHT, draw_frame, style_for
+    from workers.modes.motion import CENTRE_Y, VIEW_HEIGHT, Scene, draw_frame, style_for
 
     pos = frames_for(MotionRNN(MotionConfig(hidden=8)), [("walk", 6), ("jump", 6)], 0,
                      list(range(12)), blend=2)  # fmt: skip
@@ -197,7 +197,7 @@ def test_a_frame_drawn_in_the_figures_box_is_the_full_frame_drawing() -> None:
     w, h = 200, 120
     for f, dx in ((0, 0.3), (5, -0.9), (11, 4.0)):  # 4.0: the figure out of the frame
         centre = np.array([pos[f, 0, 0] + dx, CENTRE_Y])
-        box = draw_frame(pos[f], centre, w, h, h / VIEW_HEIGHT, style)
+        box = draw_frame(pos[f], centre, w, h, Scene(style, h / VIEW_HEIGHT))
         full = render_skeletons(pos[f][None], w, h, centre=centre, scale=h / VIEW_HEIGHT,
                                 style=style)[0]  # fmt: skip
         assert np.abs(box.astype(int) - full).max() <= 1  # float rounding of the box's origin

@@ -17,6 +17,7 @@ from torch import nn
 
 from farm.colors import merged_sections, output_channels
 from farm.families import ModelInfo, info_from_metadata
+from farm.inputs import OutsideInputRoots, confine_input
 from workers.context import PermanentError
 from workers.render import FrameStyle, render_frames, render_gan_frames
 from workers.shading import Look
@@ -32,6 +33,24 @@ class RenderJob:
     root: Path
     # Where the job may read from (farm.inputs.input_roots); empty: the output root only.
     roots: tuple[Path, ...] = ()
+
+    def picture(self, ref: str, where: str, *, height: int | None = None) -> np.ndarray:
+        """The image file ``ref`` (a spec's path, confined to the roots the job may read
+        from, like its data set) as uint8 RGBA ``(h, w, 4)``, scaled to ``height`` with its
+        proportions kept when given; any failure is the job's, naming ``where``."""
+        from PIL import Image, ImageOps
+
+        try:
+            path = confine_input(self.roots or (self.root,), ref)
+            with Image.open(path) as im:
+                im.load()
+                rgba = ImageOps.exif_transpose(im).convert("RGBA")
+        except (OutsideInputRoots, OSError, ValueError, Image.DecompressionBombError) as e:
+            raise PermanentError(f"{where}: cannot read {ref!r}: {e}") from None
+        if height is not None and rgba.height != height:
+            w = max(1, round(rgba.width * height / rgba.height))
+            rgba = rgba.resize((w, height), Image.Resampling.LANCZOS)
+        return np.asarray(rgba, dtype=np.uint8)
 
     @property
     def family(self) -> str:

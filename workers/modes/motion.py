@@ -11,13 +11,23 @@ frames for the default model, beside the drawing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from farm.colors import parse_color
 from workers.context import PermanentError
-from workers.draw import Colour, SkeletonStyle, render_skeletons, to_pixels
+from workers.draw import (
+    Colour,
+    SkeletonStyle,
+    backdrop,
+    premultiplied,
+    render_skeletons,
+    sprite_corners,
+    sprite_frame,
+    to_pixels,
+)
 from workers.models.motion import MotionRNN, frames_for, rollout
 from workers.modes.base import RenderJob
 
@@ -73,33 +83,70 @@ def render(job: RenderJob, positions: Sequence[int]) -> Iterator[np.ndarray]:
     except ValueError as e:
         raise PermanentError(f"actions: {e}") from e
     w, h = int(spec["width"]), int(spec["height"])
-    style = style_for(spec.get("colors"))
-    scale = h / VIEW_HEIGHT
+    scene = Scene(
+        style=style_for(spec.get("colors")),
+        scale=h / VIEW_HEIGHT,
+        picture=(
+            job.picture(spec["background_image"], "background_image", height=h)[..., :3]
+            if spec.get("background_image")
+            else None
+        ),
+        sprites={
+            bone: premultiplied(job.picture(ref, f"bone_sprites.{bone}"))
+            for bone, ref in (spec.get("bone_sprites") or {}).items()
+        },
+    )
     centres = np.broadcast_to(centre, (len(pos), 2))
     step = max(1, min(int(spec.get("batch_size", 32)), BATCH_PIXELS // (w * h)))
     for i in range(0, len(pos), step):
         batch = zip(pos[i : i + step], centres[i : i + step], strict=True)
-        yield np.stack([draw_frame(p, c, w, h, scale, style) for p, c in batch])
+        yield np.stack([draw_frame(p, c, w, h, scene) for p, c in batch])
 
 
-def draw_frame(
-    pose: np.ndarray, centre: np.ndarray, w: int, h: int, scale: float, style: SkeletonStyle
-) -> np.ndarray:
+@dataclass(frozen=True)
+class Scene:
+    """How every frame of a shot is drawn: colours and sizes, pixels per world unit, the
+    background picture (scaled to the frame's height; it repeats sideways and the camera
+    moves over it) and the bones' sprites (premultiplied)."""
+
+    style: SkeletonStyle
+    scale: float
+    picture: np.ndarray | None = None
+    sprites: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def draw_frame(pose: np.ndarray, centre: np.ndarray, w: int, h: int, scene: Scene) -> np.ndarray:
     """One frame ``(H, W, 3)``: the figure drawn only in its own box (a capsule's coverage is
-    exactly 0 beyond half a pixel outside it), the rest the flat background. The box follows
-    from this frame's pose alone, so chunking cannot change it; drawing a box instead of the
-    frame is what makes 1280x720 affordable (the figure covers a fraction of it)."""
-    frame = np.empty((h, w, 3), np.uint8)
-    frame[...] = style.background
+    exactly 0 beyond half a pixel outside it, a sprite's beyond its corners), the rest the
+    background. The box follows from this frame's pose alone, so chunking cannot change it;
+    drawing a box instead of the frame is what makes 1280x720 affordable (the figure covers
+    a fraction of it). The background picture is anchored to the world: world x shows its
+    column ``x * scale`` (repeating), so a followed walk crosses the scenery."""
+    style, scale = scene.style, scene.scale
+    if scene.picture is not None:
+        frame = np.clip(np.rint(backdrop(scene.picture, w, centre[0] * scale - w / 2)), 0, 255)
+        frame = frame.astype(np.uint8)
+    else:
+        frame = np.empty((h, w, 3), np.uint8)
+        frame[...] = style.background
     pix = to_pixels(pose, centre, scale, w, h)  # (J, 2)
     reach = max(style.limb_radius, style.head_radius) * scale + 2
-    x0, y0 = np.floor(pix.min(0) - reach).astype(int)
-    x1, y1 = np.ceil(pix.max(0) + reach).astype(int)
+    lo, hi = pix.min(0) - reach, pix.max(0) + reach
+    for bone, sprite in scene.sprites.items():
+        corners = sprite_corners(
+            *sprite_frame(bone, pix, style.limb_radius * scale, style, scale),
+            sprite.shape[1] / sprite.shape[0],
+        )
+        lo, hi = np.minimum(lo, corners.min(0) - 2), np.maximum(hi, corners.max(0) + 2)
+    x0, y0 = np.floor(lo).astype(int)
+    x1, y1 = np.ceil(hi).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 - x0 < 1 or y1 - y0 < 1:
         return frame
     # The box's own centre in world units, so its pixels are the frame's pixels x0.., y0..
     box_centre = centre + np.array([(x0 + x1 - w) / 2, (h - y0 - y1) / 2]) / scale
-    frame[y0:y1, x0:x1] = render_skeletons(pose[None], x1 - x0, y1 - y0, centre=box_centre,
-                                           scale=scale, style=style)[0]  # fmt: skip
+    frame[y0:y1, x0:x1] = render_skeletons(
+        pose[None], x1 - x0, y1 - y0, centre=box_centre, scale=scale, style=style,
+        background=frame[y0:y1, x0:x1], sprites=scene.sprites,
+    )[0]  # fmt: skip
     return frame

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from workers.context import PermanentError
+from workers.draw import Colour, backdrop
 from workers.models.strokes import StrokeDecoder
 from workers.modes.base import RenderJob
 from workers.modes.motion import BATCH_PIXELS, _rgb
@@ -44,7 +45,13 @@ def render(job: RenderJob, positions: Sequence[int]) -> Iterator[np.ndarray]:
         hold = int(spec["hold"]) if spec.get("hold") else int(total * HOLD_SHARE)
     colors = spec.get("colors") or {}
     line = float(spec.get("line_px") or max(1.5, h / 40))
-    ink, paper = _rgb(colors.get("fill"), INK), _rgb(colors.get("background"), PAPER)
+    ink = _rgb(colors.get("fill"), INK)
+    paper: Colour | np.ndarray = _rgb(colors.get("background"), PAPER)
+    if spec.get("background_image"):
+        picture = job.picture(spec["background_image"], "background_image", height=h)[..., :3]
+        # Centred on the frame, repeated sideways if it is narrower than the frame.
+        view = backdrop(picture, w, (picture.shape[1] - w) / 2)
+        paper = np.clip(np.rint(view), 0, 255).astype(np.uint8)
     step = max(1, min(int(spec.get("batch_size", 32)), BATCH_PIXELS // (w * h)))
     frames = list(positions)
     for i in range(0, len(frames), step):
