@@ -113,6 +113,23 @@ def test_the_new_fields_stay_out_of_other_modes() -> None:
     assert sorted(fields(spec)) == ["camera", "line_px", "strokes_per_second"]
 
 
+def test_pictures_name_known_bones_on_their_modes() -> None:
+    from workers.datasets.motion import JOINTS
+
+    parse_spec(motion(background_image="sky.png", bone_sprites={"head": "h.png"}))
+    parse_spec(write(background_image="paper.jpg"))
+    assert fields(motion(bone_sprites={"tail": "t.png"})) == ["bone_sprites"]
+    assert fields(write(bone_sprites={"head": "h.png"})) == ["bone_sprites"]
+    other = {"kind": "render", "checkpoint": "job:v", "frames": "1-10", "background_image": "x"}
+    assert fields(other) == ["background_image"]
+    from farm.families import BONES
+
+    for parent, child in BONES.values():  # every bone joins a joint to its child
+        from workers.datasets.motion import PARENTS
+
+        assert PARENTS[child] == parent, JOINTS[child]
+
+
 def test_the_checkpoint_decides_modes_actions_characters_and_colours() -> None:
     motion_info = info_from_train_spec({"model": "motion", "dataset": "motion"})
     strokes_info = info_from_metadata({"family": "strokes", "config": {"num_classes": 2},
