@@ -20,6 +20,7 @@ from scipy import ndimage
 from farm.families import BONES
 
 Colour = tuple[int, int, int]
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1: pixels, the ends excluded
 
 # The skeleton's bones by layer, back to front: the far (left) limbs, the torso, the near
 # (right) limbs, then the head (farm.families.BONES names them).
@@ -235,20 +236,33 @@ def render_strokes(
 ) -> np.ndarray:
     """One frame ``(H, W, 3)`` uint8 of the polyline ``points`` ``(P, 2)`` in pixels, where
     segment ``k`` (from point ``k`` to ``k + 1``) is inked when ``pen_down[k]``; only the first
-    ``segments`` segments are drawn (a partial drawing, for writing frame by frame).
-
-    Each segment is evaluated only on its own bounding window, so the cost follows the ink,
-    not the frame size.
-    """
-    if isinstance(background, np.ndarray):
-        img = background.astype(np.float32).copy()
-    else:
-        img = np.empty((height, width, 3), np.float32)
-        img[...] = background
+    ``segments`` segments are drawn (a partial drawing, for writing frame by frame)."""
     alpha = np.zeros((height, width), np.float32)
-    r = line_width / 2
     count = len(points) - 1 if segments is None else min(segments, len(points) - 1)
-    for k in range(max(count, 0)):
+    add_strokes(alpha, points, pen_down, line_width, 0, count)
+    return ink_over(alpha, colour, background)
+
+
+def add_strokes(
+    alpha: np.ndarray,
+    points: np.ndarray,
+    pen_down: np.ndarray,
+    line_width: float,
+    start: int,
+    stop: int,
+    box: Box | None = None,
+) -> Box | None:
+    """Ink segments ``start`` to ``stop - 1`` into the coverage ``alpha`` ``(H, W)``, in place;
+    returns ``box`` ``(x0, y0, x1, y1)`` grown to hold every window inked (None: none yet).
+
+    Coverage is the maximum over segments, which does not depend on their order: adding a
+    frame's new segments to the last frame's coverage gives exactly what drawing all of them
+    would. Each segment is evaluated only on its own bounding window, so the cost follows the
+    ink, not the frame size.
+    """
+    height, width = alpha.shape
+    r = line_width / 2
+    for k in range(max(start, 0), min(stop, len(points) - 1)):
         if not pen_down[k]:
             continue
         a, b = points[k], points[k + 1]
@@ -261,8 +275,35 @@ def render_strokes(
         py, px = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
         window = alpha[y0:y1, x0:x1]
         np.maximum(window, capsule_alpha(px, py, a, b, r), out=window)
-    _over(img, alpha, colour)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        if box is None:
+            box = (x0, y0, x1, y1)
+        else:
+            box = (min(box[0], x0), min(box[1], y0), max(box[2], x1), max(box[3], y1))
+    return box
+
+
+def ink_over(
+    alpha: np.ndarray,
+    colour: Colour,
+    background: Colour | np.ndarray,
+    box: Box | None = (0, 0, 1 << 30, 1 << 30),
+) -> np.ndarray:
+    """A frame ``(H, W, 3)`` uint8: ``colour`` at coverage ``alpha`` over ``background`` (a
+    colour or an ``(H, W, 3)`` uint8 picture). Only ``box`` is composited (None: nothing):
+    outside it ``alpha`` must be 0, where the frame is the background itself."""
+    height, width = alpha.shape
+    if isinstance(background, np.ndarray):
+        frame = background.astype(np.uint8, copy=True)
+    else:
+        frame = np.empty((height, width, 3), np.uint8)
+        frame[...] = background
+    if box is None:
+        return frame
+    x0, y0, x1, y1 = box
+    img = frame[y0:y1, x0:x1].astype(np.float32)
+    _over(img, alpha[y0:y1, x0:x1], colour)
+    frame[y0:y1, x0:x1] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return frame
 
 
 def polyline(offsets: Sequence[Sequence[float]] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.draw import Colour, polyline, render_strokes
+from workers.draw import Colour, add_strokes, ink_over, polyline
 from workers.models.strokes import StrokeDecoder, sample
 
 GAP = 0.25  # between glyphs, in units of the mean glyph width
@@ -118,11 +118,21 @@ def frames_for(
     hold: int = 0,
     per_frame: float | None = None,
 ) -> np.ndarray:
-    """Frames ``(len(frames), H, W, 3)`` uint8 of the text being written."""
+    """Frames ``(len(frames), H, W, 3)`` uint8 of the text being written.
+
+    The ink grows from frame to frame, so each frame adds only its new segments to the last
+    one's coverage (exactly equal to redrawing them all: :func:`workers.draw.add_strokes`);
+    a frame with less ink than the one before starts again from nothing."""
     pix = fit(written.points, width, height)
     out = np.empty((len(frames), height, width, 3), np.uint8)
+    alpha = np.zeros((height, width), np.float32)
+    drawn, box = 0, None
     for i, f in enumerate(frames):
         count = visible_segments(written.segments, f, n_frames, hold=hold, per_frame=per_frame)
-        out[i] = render_strokes(pix, written.pen_down, width, height, line_width=line_width,
-                                colour=colour, background=background, segments=count)  # fmt: skip
+        if count < drawn:
+            alpha[...] = 0.0
+            drawn, box = 0, None
+        box = add_strokes(alpha, pix, written.pen_down, line_width, drawn, count, box)
+        drawn = count
+        out[i] = ink_over(alpha, colour, background, box)
     return out

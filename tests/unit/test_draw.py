@@ -174,3 +174,21 @@ def test_the_box_drawing_equals_the_full_frame_with_a_picture_and_sprites() -> N
             background=bg.astype(np.uint8), sprites=scene.sprites,
         )[0]  # fmt: skip
         assert np.abs(box.astype(int) - full).max() <= 1
+
+
+def test_writing_frame_by_frame_equals_drawing_each_frame_whole() -> None:
+    from workers.draw import render_strokes
+    from workers.writing import Written, fit, frames_for, visible_segments
+
+    rng = np.random.default_rng(4)
+    points = np.cumsum(rng.normal(0, 3, (60, 2)), axis=0)
+    pen_down = rng.random(59) > 0.2
+    written = Written(points=points, pen_down=pen_down, glyph_ends=[30, 59])
+    w, h, n = 64, 48, 20
+    order = [0, 3, 4, 9, 7, 19, 19, 2]  # growing ink, a repeat, and going back
+    got = frames_for(written, order, n, w, h, line_width=2.0, hold=4)
+    pix = fit(points, w, h)
+    for frame, f in zip(got, order, strict=True):
+        count = visible_segments(59, f, n, hold=4)
+        want = render_strokes(pix, pen_down, w, h, line_width=2.0, segments=count)
+        assert np.array_equal(frame, want), f
