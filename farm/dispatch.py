@@ -133,9 +133,13 @@ _CHAIN_SHARES = text(
     " AS mine, (SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
     " AND r.project = p.name) AS running, (SELECT count(*) FROM tasks r WHERE r.state ="
     " 'queued' AND r.sent_at IS NOT NULL AND r.queue = :queue AND r.project = p.name) AS sent,"
-    " EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+    # A scalar probe in the index's order with LIMIT 1, not EXISTS: the planner would hash an
+    # EXISTS over every ready task of the queue (a sequential scan), or scan the table for
+    # a first match, instead of probing ix_tasks_ready_project.
+    " (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
     + READY_IN_QUEUE
-    + " AND t.project = p.name AND NOT j.paused) AS waiting FROM projects p"
+    + " AND t.project = p.name AND NOT j.paused ORDER BY t.priority DESC, t.id LIMIT 1)"
+    " IS NOT NULL AS waiting FROM projects p"
 )
 
 
@@ -190,13 +194,14 @@ def chain_allowed(conn: Connection, queue: str, job_id: int) -> bool:
 # delivery's decision, farm.dispatch.chain_share, saw running or waiting in ``:queue``) has
 # ready work there and nothing running. The decision holds for the delivery's chain (up to
 # FARM_CHAIN_S) except for a project that arrived since: then the chain ends, and the
-# worker's next claim (farm.dispatch.fairer_task) decides again. A probe of the projects
-# table, and two index probes for each project not in ``:known`` only.
+# worker's next claim (farm.dispatch.fairer_task) decides again. A scan of the projects
+# table, and two index probes (scalar, as in _CHAIN_SHARES) for each project not in ``:known``.
 NO_NEWCOMER = (
     "NOT EXISTS (SELECT 1 FROM projects p WHERE p.name <> ALL(CAST(:known AS text[]))"
-    " AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
-    " AND r.project = p.name) AND EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id"
-    " WHERE " + READY_IN_QUEUE + " AND t.project = p.name AND NOT j.paused))"
+    " AND (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
+    " AND r.project = p.name LIMIT 1) IS NULL AND (SELECT 1 FROM tasks t JOIN jobs j"
+    " ON j.id = t.job_id WHERE " + READY_IN_QUEUE + " AND t.project = p.name AND NOT j.paused"
+    " ORDER BY t.priority DESC, t.id LIMIT 1) IS NOT NULL)"
 )
 
 
@@ -212,7 +217,7 @@ _SWAP = text(
     " AND f.worker = :worker AND f.blocked_at IS NOT NULL)"
     " ORDER BY t.priority DESC, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED),"
     " back AS (UPDATE tasks SET sent_at = NULL, sends = greatest(tasks.sends - 1, 0)"
-    " WHERE tasks.id = :task AND EXISTS (SELECT 1 FROM x))"
+    " WHERE tasks.id = :task AND tasks.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM x))"
     " UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM x WHERE tasks.id = x.id"
     " RETURNING tasks.id"
 )
