@@ -26,7 +26,7 @@ from farm.lifecycle import transition
 from farm.limits import held, room
 from farm.models import Job, JobDependency, Task
 from farm.planner import describe
-from farm.policy import Share, may_chain
+from farm.policy import Share, claim_instead, may_chain
 from farm.states import JobState, TaskKind, TaskState
 
 log = logging.getLogger(__name__)
@@ -133,31 +133,111 @@ _CHAIN_SHARES = text(
     " AS mine, (SELECT count(*) FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
     " AND r.project = p.name) AS running, (SELECT count(*) FROM tasks r WHERE r.state ="
     " 'queued' AND r.sent_at IS NOT NULL AND r.queue = :queue AND r.project = p.name) AS sent,"
-    " EXISTS (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+    # A scalar probe in the index's order with LIMIT 1, not EXISTS: the planner would hash an
+    # EXISTS over every ready task of the queue (a sequential scan), or scan the table for
+    # a first match, instead of probing ix_tasks_ready_project.
+    " (SELECT 1 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
     + READY_IN_QUEUE
-    + " AND t.project = p.name AND NOT j.paused) AS waiting FROM projects p"
+    + " AND t.project = p.name AND NOT j.paused ORDER BY t.priority DESC, t.id LIMIT 1)"
+    " IS NOT NULL AS waiting FROM projects p"
 )
 
 
-def chain_allowed(conn: Connection, queue: str, job_id: int) -> bool:
-    """Whether a worker that just finished a task of ``job_id`` in ``queue`` may chain that
-    job's next task under the fair share: its project under its cap (tasks running or sent)
-    and within its fair target of the running tasks (:func:`farm.policy.may_chain`)."""
+@dataclass(frozen=True)
+class _Queue:
+    """The queue as the fair share's running-task rules see it, for one job's project."""
+
+    mine: str | None  # the job's project (None: not in ``projects``)
+    mine_full: bool  # at its cap with the caller's tasks added
+    shares: dict[str, Share]  # every project, its running tasks as ``in_flight``
+    waiting: set[str]  # the other projects with ready unsent work, under their caps
+    known: frozenset[str]  # every project running there or with ready work, the job's too
+
+
+def _shares(conn: Connection, queue: str, job_id: int, own_sent: int) -> _Queue:
     shares: dict[str, Share] = {}
     waiting: set[str] = set()
-    mine = None
+    known: set[str] = set()
+    mine, full_mine = None, False
     for name, weight, cap, is_mine, running, sent, ready in conn.execute(
         _CHAIN_SHARES, {"queue": queue, "job": job_id}
     ):
-        full = cap is not None and running + sent + 1 > cap
         if is_mine:
-            if full:
-                return False
             mine = name
-        elif ready and not full:
+            full_mine = cap is not None and running + sent + own_sent > cap
+        elif ready and not (cap is not None and running + sent + 1 > cap):
             waiting.add(name)
+        if is_mine or ready or running:
+            known.add(name)
         shares[name] = Share(weight, cap, running)
-    return mine is None or may_chain(mine, shares, waiting)
+    return _Queue(mine, full_mine, shares, waiting, frozenset(known))
+
+
+def chain_share(conn: Connection, queue: str, job_id: int) -> frozenset[str] | None:
+    """Whether a worker that just finished a task of ``job_id`` in ``queue`` may chain that
+    job's next task under the fair share: its project under its cap (tasks running or sent)
+    and within its fair target of the running tasks (:func:`farm.policy.may_chain`). None if
+    not, else the projects the decision saw running or with ready work: the chain's
+    statement (with :data:`NO_NEWCOMER`) stops when another one arrives."""
+    q = _shares(conn, queue, job_id, 1)
+    if q.mine_full or (q.mine is not None and not may_chain(q.mine, q.shares, q.waiting)):
+        return None
+    return q.known
+
+
+def chain_allowed(conn: Connection, queue: str, job_id: int) -> bool:
+    """:func:`chain_share` as a yes or no."""
+    return chain_share(conn, queue, job_id) is not None
+
+
+# A chained claim's condition under the fair share: no project outside ``:known`` (what the
+# delivery's decision, farm.dispatch.chain_share, saw running or waiting in ``:queue``) has
+# ready work there and nothing running. The decision holds for the delivery's chain (up to
+# FARM_CHAIN_S) except for a project that arrived since: then the chain ends, and the
+# worker's next claim (farm.dispatch.fairer_task) decides again. A scan of the projects
+# table, and two index probes (scalar, as in _CHAIN_SHARES) for each project not in ``:known``.
+NO_NEWCOMER = (
+    "NOT EXISTS (SELECT 1 FROM projects p WHERE p.name <> ALL(CAST(:known AS text[]))"
+    " AND (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.queue = :queue"
+    " AND r.project = p.name LIMIT 1) IS NULL AND (SELECT 1 FROM tasks t JOIN jobs j"
+    " ON j.id = t.job_id WHERE " + READY_IN_QUEUE + " AND t.project = p.name AND NOT j.paused"
+    " ORDER BY t.priority DESC, t.id LIMIT 1) IS NOT NULL)"
+)
+
+
+# Claim ``:project``'s first ready task of the queue in send order (off ix_tasks_ready_project)
+# that this worker may run, in place of the delivered ``:task``, whose mark is undone so the
+# dispatcher sends it again: the window keeps its count (one sent for one). Only a task naming
+# no limit: a limit's last unit is shared out under the farm-wide lock of a dispatch pass.
+_SWAP = text(
+    "WITH x AS (SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE "
+    + READY_IN_QUEUE
+    + " AND t.project = :project AND NOT j.paused AND cardinality(t.limits) = 0"
+    " AND NOT EXISTS (SELECT 1 FROM worker_failures f WHERE f.job_id = t.job_id"
+    " AND f.worker = :worker AND f.blocked_at IS NOT NULL)"
+    " ORDER BY t.priority DESC, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED),"
+    " back AS (UPDATE tasks SET sent_at = NULL, sends = greatest(tasks.sends - 1, 0)"
+    " WHERE tasks.id = :task AND tasks.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM x))"
+    " UPDATE tasks SET sent_at = now(), sends = tasks.sends + 1 FROM x WHERE tasks.id = x.id"
+    " RETURNING tasks.id"
+)
+
+
+def fairer_task(conn: Connection, queue: str, job_id: int, task_id: int, worker: str) -> int | None:
+    """The task ``worker`` should claim instead of the delivered ``task_id`` (of ``job_id``,
+    locked by the caller) under the fair share, marked sent in its place, or None to claim the
+    delivered one (:func:`farm.policy.claim_instead`). The message was the stride pick's
+    when it was sent; this decides again by what runs now, so a project that arrived since
+    starts at the next claim instead of behind the window's messages."""
+    # The queue's dispatch lock (taken again by the claim's take()), so that claims arriving
+    # together decide one after another, each seeing what the last one claimed.
+    lock_queue(conn, queue, conn.execute(_ANY_LIMIT).scalar_one())
+    q = _shares(conn, queue, job_id, 0)
+    project = None if q.mine is None else claim_instead(q.mine, q.shares, q.waiting)
+    if project is None:
+        return None
+    params = {"queue": queue, "project": project, "task": task_id, "worker": worker}
+    return conn.execute(_SWAP, params).scalar_one_or_none()
 
 
 def fail_orphans(session: Session) -> int:
@@ -236,12 +316,8 @@ def take(
     conn = session.connection()
     out: list[Outgoing] = []
     limited = conn.execute(_ANY_LIMIT).scalar_one()
-    if limited:
-        conn.execute(_LOCK, {"key": _LIMITS_KEY})
     for queue in sorted(set(queues)):
-        # One dispatcher per queue at a time: the next one waits, then counts what this one
-        # marked, so concurrent passes neither overfill nor starve the window.
-        conn.execute(_LOCK, {"key": zlib.crc32(queue.encode()) & 0x7FFFFFFF})
+        lock_queue(conn, queue, limited)
         params = {"queue": queue, "limit": limit, "ahead": ahead, "claiming": int(claiming)}
         rows = _pick_fair(conn, params) if fair else _pick(conn, params)
         if limited:
@@ -250,6 +326,16 @@ def take(
             kind = TaskKind(name)
             out.append(Outgoing(task_id, kind, queue, describe(kind, job_name, frames)))
     return out
+
+
+def lock_queue(conn: Connection, queue: str, limited: bool) -> None:
+    """One dispatcher per queue at a time: the next one waits, then counts what this one
+    marked, so concurrent passes neither overfill nor starve the window. While limits exist,
+    the farm-wide lock first (always in that order). Held to the transaction's end; taking
+    either again in the same transaction is free."""
+    if limited:
+        conn.execute(_LOCK, {"key": _LIMITS_KEY})
+    conn.execute(_LOCK, {"key": zlib.crc32(queue.encode()) & 0x7FFFFFFF})
 
 
 Picked = tuple[int, str, str, str, list[str]]  # id, kind, frames, job name, limits

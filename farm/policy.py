@@ -52,7 +52,7 @@ def may_chain(mine: str, shares: Mapping[str, Share], waiting: set[str]) -> bool
     """Whether a worker that just finished a task of ``mine`` (no longer counted) may go on
     with that project's next one without the dispatcher. ``shares`` counts each project's
     *running* tasks of the queue in ``in_flight`` (its cap, on tasks running or sent, is
-    checked beforehand: ``farm.dispatch.chain_allowed``); ``waiting``: the other projects
+    checked beforehand: ``farm.dispatch.chain_share``); ``waiting``: the other projects
     with ready work, under their caps. The chain goes on while ``mine`` stays within its fair
     target of the running tasks (water filling, :func:`fair_split`, over the running tasks
     plus the chained one), rounded as Sainte-Lague rounds: up from a half.
@@ -71,6 +71,22 @@ def may_chain(mine: str, shares: Mapping[str, Share], waiting: set[str]) -> bool
     caps = {p: shares[p].max_running for p in active}
     target = fair_split({p: shares[p].weight for p in active}, slots, caps, demand)
     return shares[mine].in_flight + 1 <= target[mine] + 0.5
+
+
+def claim_instead(mine: str, shares: Mapping[str, Share], waiting: set[str]) -> str | None:
+    """The project whose task a worker should claim instead of the delivered one of ``mine``,
+    or None to claim the delivered one: the same rule as :func:`may_chain` (``shares`` count
+    running tasks; ``waiting``: the other projects with ready unsent work, under their caps),
+    applied when the message arrives instead of when it was sent. A message waits in the
+    broker behind the window's others (every busy worker's next task plus
+    ``FARM_DISPATCH_AHEAD``); decided only at its send, a project arriving meanwhile would
+    wait for all of them, one to two chunks' time. Of the waiting projects, the one furthest
+    below its share: the lowest ``(running + 0.5) / weight``, the Sainte-Lague quotient of
+    its next running task."""
+    others = waiting - {mine}
+    if not others or may_chain(mine, shares, others):
+        return None
+    return min(others, key=lambda p: ((shares[p].in_flight + 0.5) / shares[p].weight, p))
 
 
 def fair_split(

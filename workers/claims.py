@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from farm.blocklist import record_failure
 from farm.config import Settings
 from farm.db import session_scope
-from farm.dispatch import READY_IN_QUEUE, chain_allowed, take
+from farm.dispatch import NO_NEWCOMER, READY_IN_QUEUE, chain_share, fairer_task, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
 from farm.limits import room
 from farm.models import Artifact
@@ -75,6 +75,14 @@ def claim(
             why = "paused" if row.paused else "draining" if draining else "blocked"
             log.info("task %s: delivery put back (%s)", task_id, why)
             return None
+        if settings.fair_share:
+            # The fair share decides again now that the message has arrived: another
+            # project's task, marked sent in place of this one, may be due first.
+            other = fairer_task(conn, row.queue, row.job_id, task_id, worker)
+            if other is not None:
+                log.info("task %s: claiming task %s in its place (fair share)", task_id, other)
+                task_id = other
+                row = conn.execute(_CLAIM, {"task": task_id, "worker": worker}).one()
         # The window first (this task counts as running in it), then the move: the job row
         # the move locks is held only until the commit, not across the dispatch.
         outgoing = take(
@@ -170,9 +178,9 @@ _END = {
 # transaction, while nothing of a higher priority waits in the queue (sent or not), the job
 # is not paused or blocking this worker, the worker is not draining, and every limit the task
 # names has room (the finished task no longer holds its own; under the fair share,
-# farm.dispatch.chain_allowed decides first). Only our own job, whose row the completion
-# already holds, so two chaining workers cannot deadlock.
-def _chain_move() -> TextClause:
+# farm.dispatch.chain_share decides first, and no project may have arrived since). Only our
+# own job, whose row the completion already holds, so two chaining workers cannot deadlock.
+def _chain_move(extra: str = "") -> TextClause:
     return move_sql(
         TaskState.QUEUED,
         TaskState.RUNNING,
@@ -196,7 +204,7 @@ def _chain_move() -> TextClause:
         " AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = :job AND paused)"
         " AND NOT EXISTS (SELECT 1 FROM workers WHERE name = :worker AND draining)"
         " AND NOT EXISTS (SELECT 1 FROM worker_failures WHERE job_id = :job AND worker = :worker"
-        " AND blocked_at IS NOT NULL) AND " + room("tasks"),
+        " AND blocked_at IS NOT NULL) AND " + room("tasks") + extra,
         "busy AS (UPDATE workers SET state = 'busy', task_id = moved.task_id, last_seen_at = now()"
         " FROM moved WHERE name = :worker)",
         target="(SELECT t.id FROM tasks t WHERE t.job_id = :job AND t.kind = :kind AND "
@@ -207,6 +215,8 @@ def _chain_move() -> TextClause:
 
 
 _CHAIN_MOVE = _chain_move()
+# Under the fair share: and no project has arrived since the delivery's decision.
+_CHAIN_MOVE_FAIR = _chain_move(" AND " + NO_NEWCOMER)
 
 
 # Whether the queue has anything a dispatch pass would send (its ready index, one row).
@@ -221,16 +231,18 @@ def _chain(
     broker message; None when there is none to take."""
     kind, queue = kind or ctx.kind, queue or ctx.queue
     conn = session.connection()
-    fair = ctx.settings.fair_share and not ctx.share_chains
-    if fair and not chain_allowed(conn, queue, ctx.job_id):
-        return None
+    fair, known = ctx.settings.fair_share, ctx.share_known
+    if fair and known is None:
+        known = chain_share(conn, queue, ctx.job_id)
+        if known is None:
+            return None
     row = (
         conn
         .execute(
-            _CHAIN_MOVE,
+            _CHAIN_MOVE_FAIR if fair else _CHAIN_MOVE,
             {"job": ctx.job_id, "kind": kind.value, "queue": queue,
              "worker": ctx.worker, "pid": os.getpid(), "lease_s": ctx.settings.lease_s,
-             "message": None},
+             "message": None, "known": sorted(known or ())},
         )
         .first()
     )  # fmt: skip
@@ -253,7 +265,8 @@ def _chain(
         queue=queue,
         max_attempts=row.max_attempts,
         consumes=ctx.consumes,
-        share_chains=kind is ctx.kind,  # the same job's same queue: the decision holds
+        # The same job's same queue: the decision holds (but for a newcomer, NO_NEWCOMER).
+        share_known=known if kind is ctx.kind else None,
     )
 
 

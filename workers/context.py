@@ -73,9 +73,10 @@ class TaskContext:
     # the progress row: set by the runner for the attempt, None outside one.
     log_line: Callable[[str], None] | None = None
     _last_progress: float = 0.0
-    # The fair share let this delivery's chain go on (farm.dispatch.chain_allowed), decided
-    # once a delivery: its chain lasts FARM_CHAIN_S at most, so the decision is that fresh.
-    share_chains: bool = False
+    # The fair share let this delivery's chain go on (farm.dispatch.chain_share), decided
+    # once a delivery: its chain lasts FARM_CHAIN_S at most, so the decision is that fresh;
+    # the projects it saw, so that one arriving since ends the chain. None: not decided.
+    share_known: frozenset[str] | None = None
     # When the progress values last changed (monotonic; 0: never): what stall_s watches.
     progress_moved_at: float = 0.0
     _last_values: dict[str, Any] | None = None

@@ -1,5 +1,5 @@
 """The fair share with real workers: projects at weights 2:1 keep a 2:1 split of running
-tasks, and a project that arrives late gets its share about a chunk's time later.
+tasks, and a project that arrives late starts within a chunk's time.
 
 Three worker processes whose stages sleep ``STAGE_S`` (``tests/integration/share_worker.py``)
 run render chunks of two or three projects; a sampler counts running tasks per project every
@@ -108,7 +108,7 @@ def test_two_projects_at_weights_two_to_one_keep_a_two_to_one_split(farm: Farm) 
     farm.wait_until(lambda: _done(farm, "alpha") and _done(farm, "beta"), 180, "all done")
 
 
-def test_a_late_project_gets_its_share_about_a_chunk_later(farm: Farm) -> None:
+def test_a_late_project_starts_within_a_chunk(farm: Farm) -> None:
     with farm.session() as s:
         set_project(s, "early", weight=1)
         set_project(s, "late", weight=2)
@@ -128,7 +128,11 @@ def test_a_late_project_gets_its_share_about_a_chunk_later(farm: Farm) -> None:
         time.sleep(0.05)
     print(f"late project: first task after {first}s, its share (2 of 3) after {share}s,"
           f" chunks of {STAGE_S}s")  # fmt: skip
-    assert share is not None, farm.logs()
-    # The tasks already sent (a waiting message per busy worker, plus FARM_DISPATCH_AHEAD)
-    # go first: about two chunks' time at most, with slack for a busy test machine.
+    assert share is not None and first is not None, farm.logs()
+    # The next claim after the submission takes the late project's task in place of the
+    # delivered one (farm.dispatch.fairer_task), however many messages the window holds:
+    # within a chunk, plus half a second for a loaded test machine (the sampler's queries,
+    # the worker's return to the broker). Before, the window's messages went first: 1.3 to
+    # 2.0 chunks. Its share is left lenient here; bench/fair_share.py prints both figures.
+    assert first <= STAGE_S + 0.5, (first, share)
     assert share <= 2.5 * STAGE_S + 1.0, (first, share)

@@ -92,3 +92,19 @@ def test_fair_pick_holds_a_cap_and_is_an_index_scan_at_ten_thousand_tasks(
     print(plan)
     assert "ix_tasks_ready_project" in plan
     assert "Seq Scan on tasks" not in plan, plan
+    # The claim's and the chain's decisions (farm.dispatch.fairer_task, NO_NEWCOMER): index
+    # probes per project too.
+    from farm.dispatch import _CHAIN_SHARES, _SWAP, NO_NEWCOMER
+
+    values = {"queue": "'gpu.explain'", "project": "'ex1'", "task": "1", "worker": "'w@x'",
+              "job": "1", "known": "'{ex0}'"}  # fmt: skip
+    for stmt in (str(_SWAP), str(_CHAIN_SHARES), "SELECT " + NO_NEWCOMER):
+        for k, v in values.items():
+            stmt = stmt.replace(f":{k}", v)
+        with session_scope(s) as session:
+            plan = "\n".join(r[0] for r in session.execute(text("EXPLAIN (COSTS OFF) " + stmt)))
+            session.rollback()
+        assert "Seq Scan on tasks" not in plan, plan
+        if stmt.startswith("WITH x"):
+            print(plan)
+            assert "ix_tasks_ready_project" in plan, plan

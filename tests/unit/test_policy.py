@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from farm.errors import SpecError
-from farm.policy import Share, fair_split, may_chain, stride_order
+from farm.policy import Share, claim_instead, fair_split, may_chain, stride_order
 from farm.projects import check
 from farm.specs import parse_spec
 
@@ -53,6 +53,30 @@ def test_may_chain_keeps_a_fair_split_and_yields_to_a_newcomer() -> None:
     assert may_chain("a", shares, set())
     # a project without ready work and nothing running (or capped out) takes no part
     assert may_chain("a", {"a": Share(1.0, in_flight=3), "c": Share(1.0, 0)}, set())
+
+
+def test_claim_instead_gives_a_late_project_the_next_claims_until_its_share() -> None:
+    # 3 workers: a (weight 1) ran all three; c (weight 2) arrived. A message of a's arrives
+    # as a worker is free (a runs 2): c's task instead, and again at a's next (a 1, c 1); at
+    # c's share (a 1, c 2) a's message claims a's task.
+    assert claim_instead("a", {"a": Share(1.0, in_flight=2), "c": Share(2.0)}, {"c"}) == "c"
+    shares = {"a": Share(1.0, in_flight=1), "c": Share(2.0, in_flight=1)}
+    assert claim_instead("a", shares, {"c"}) == "c"
+    assert claim_instead("a", {"a": Share(1.0), "c": Share(2.0, in_flight=2)}, {"c"}) is None
+    # c's own message at its share is c's (it is not over its target).
+    assert (
+        claim_instead("c", {"a": Share(1.0, in_flight=1), "c": Share(2.0, in_flight=1)}, {"a"})
+        is None
+    )
+
+
+def test_claim_instead_picks_the_project_furthest_below_its_share() -> None:
+    # a runs 3 of 4; b (weight 1, 1 running) and d (weight 3, none): (0 + 0.5) / 3 < 1.5 / 1
+    shares = {"a": Share(1.0, in_flight=3), "b": Share(1.0, in_flight=1), "d": Share(3.0)}
+    assert claim_instead("a", shares, {"b", "d"}) == "d"
+    # nobody waiting, or only the delivered task's own project: the delivered task
+    assert claim_instead("a", {"a": Share(1.0, in_flight=3)}, set()) is None
+    assert claim_instead("a", {"a": Share(1.0, in_flight=3)}, {"a"}) is None
 
 
 @pytest.mark.parametrize(
