@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -288,3 +289,25 @@ def test_a_rollout_refuses_a_frame_vae_path_outside_the_roots(out: Path) -> None
     job = RenderJob({}, torch.nn.Identity(), meta, 1, torch.device("cpu"), out, (out,))
     with pytest.raises(PermanentError, match="frame VAE: '/etc/hostname' is outside"):
         frame_vae(job)
+
+
+def test_a_rollout_seeds_a_colour_frame_vae_in_its_own_channels(out: Path) -> None:
+    import dataclasses
+
+    import torch
+
+    from workers.checkpoint import save_checkpoint, sha256_file
+    from workers.models.lstm import LatentLSTM, LSTMConfig
+    from workers.models.vae import ConvVAE, VAEConfig
+    from workers.modes.base import RenderJob
+    from workers.modes.rollout import render
+
+    cfg = VAEConfig(image_size=16, latent_dim=4, image_channels=3)
+    path = out / "fv.safetensors"
+    save_checkpoint(path, ConvVAE(cfg), {"family": "vae", "config": dataclasses.asdict(cfg)})
+    meta = {"family": "lstm", "frame_vae": {"path": str(path), "sha256": sha256_file(path)}}
+    lstm = LatentLSTM(LSTMConfig(latent_dim=4, hidden=8))
+    spec = {"seed": 0, "seed_frames": 2, "width": 24, "height": 24, "batch_size": 4}
+    job = RenderJob(spec, lstm, meta, 5, torch.device("cpu"), out, (out,))
+    frames = np.concatenate(list(render(job, [0, 1, 2, 3, 4])))
+    assert frames.shape == (5, 24, 24, 3)

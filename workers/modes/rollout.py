@@ -15,6 +15,7 @@ import torch
 from farm.inputs import OutsideInputRoots, confine_input
 from workers.context import PermanentError
 from workers.datasets import moving_digits
+from workers.datasets.base import convert_channels
 from workers.models.lstm import LatentLSTM, rollout
 from workers.models.vae import ConvVAE
 from workers.modes.base import RenderJob
@@ -45,6 +46,8 @@ def render(job: RenderJob, positions: Sequence[int]) -> Iterator[np.ndarray]:
     size = vae.cfg.image_size
     seeds = int(job.spec.get("seed_frames", 4))
     clip = moving_digits(1, seeds, canvas=size, digit_size=size // 2, seed=int(job.spec["seed"]))
+    # In the frame VAE's own channels, as its training clips were (workers.trainers.lstm).
+    clip = convert_channels(clip, vae.cfg.image_channels)  # (1, T0, C, S, S)
     with torch.inference_mode():
         mu, _ = vae.encode(clip[0].to(job.device))
     seed_lat = mu.cpu()  # (T0, D)
