@@ -114,7 +114,8 @@ STROKES_DEFAULTS: dict[str, Any] = {
 # coarser stage doubles it, capped at 256), the batch and the training length. Found with
 # bench/model_sizes.py (parameters and CPU seconds per epoch, docs in its header) so each
 # default trains in under 10 minutes on 2 CPU cores at the data sets' default sizes; the
-# 16 px row is the family's tuned default above. workers/models keeps equal tables.
+# 16 px row is the family's tuned default above. The one copy: workers/models builds what
+# the stored spec says.
 VAE_SIZES: dict[int, dict[str, int]] = {
     8: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
     16: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},

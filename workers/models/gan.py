@@ -55,16 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "channels": 16,
 }
 
-# Per image size (bench/model_sizes.py): the noise size, G's and D's finest width, the batch
-# and the steps; the 16 px row is DEFAULTS. farm.families.GAN_SIZES is kept equal (a test).
-SIZE_DEFAULTS: dict[int, dict[str, int]] = {
-    8: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
-    16: {"latent_dim": 32, "width": 16, "steps": 1200, "batch_size": 64},
-    32: {"latent_dim": 64, "width": 8, "steps": 2000, "batch_size": 64},
-    64: {"latent_dim": 64, "width": 8, "steps": 1200, "batch_size": 32},
-    128: {"latent_dim": 128, "width": 4, "steps": 1200, "batch_size": 16},
-    256: {"latent_dim": 128, "width": 4, "steps": 4000, "batch_size": 32},
-}
+# The tuned defaults per image size are the farm's (farm.families.GAN_SIZES): a model built
+# alone takes its config's own values.
 
 
 @dataclass

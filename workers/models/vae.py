@@ -37,16 +37,8 @@ from workers.models.targets import activate, check_target, reconstruction
 # Found with bench/model_quality.py (docs/models.md), for the digits at 16x16.
 DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "latent_dim": 8}
 
-# Per image size (bench/model_sizes.py): the latent, the finest stage's width, the batch and
-# the epochs; the 16 px row is DEFAULTS. farm.families.VAE_SIZES is kept equal (a test).
-SIZE_DEFAULTS: dict[int, dict[str, int]] = {
-    8: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
-    16: {"latent_dim": 8, "width": 32, "epochs": 60, "batch_size": 64},
-    32: {"latent_dim": 16, "width": 32, "epochs": 40, "batch_size": 64},
-    64: {"latent_dim": 32, "width": 16, "epochs": 40, "batch_size": 64},
-    128: {"latent_dim": 32, "width": 8, "epochs": 20, "batch_size": 32},
-    256: {"latent_dim": 64, "width": 8, "epochs": 20, "batch_size": 32},
-}
+# The tuned defaults per image size are the farm's (farm.families.VAE_SIZES): a model built
+# alone takes its config's own values.
 
 
 class TrainingStopped(Exception):
