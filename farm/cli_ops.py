@@ -24,6 +24,7 @@ token_app = typer.Typer(help="API tokens.")
 def token_create(
     name: str = typer.Option(..., "--name", help="who uses it; recorded on their jobs"),
     read_only: bool = typer.Option(False, "--read-only", help="can read, not submit or control"),
+    admin: bool = typer.Option(False, "--admin", help="may also set projects and limits"),
 ) -> None:
     """Create a token and print it (it is stored hashed and cannot be shown again)."""
     from farm.runtime import services
@@ -31,7 +32,7 @@ def token_create(
 
     try:
         with services(Settings()) as s:
-            console.print(create(s, name, read_only=read_only))
+            console.print(create(s, name, read_only=read_only, admin=admin))
     except FarmError as e:
         raise _fail(e) from None
 
@@ -41,11 +42,12 @@ def token_list() -> None:
     from farm.runtime import services
     from farm.tokens import list_tokens
 
-    table = Table("name", "read-only", "created", "last used", "revoked")
+    table = Table("name", "role", "created", "last used", "revoked")
     with services(Settings()) as s:
         for t in list_tokens(s):
+            role = "read-only" if t["read_only"] else "admin" if t["admin"] else "write"
             table.add_row(
-                str(t["name"]), "yes" if t["read_only"] else "", str(t["created_at"] or "")[:19],
+                str(t["name"]), role, str(t["created_at"] or "")[:19],
                 str(t["last_used_at"] or "")[:19], str(t["revoked_at"] or "")[:19],
             )  # fmt: skip
     console.print(table)

@@ -378,6 +378,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # May change the shared farm's projects and limits (farm.api.admin); never read-only.
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -27,6 +27,8 @@ class Principal:
 
     name: str
     read_only: bool
+    # May change the shared farm's policy (projects, limits); see farm.api.admin.
+    admin: bool = False
 
 
 def hash_token(token: str) -> str:
@@ -34,15 +36,26 @@ def hash_token(token: str) -> str:
 
 
 def create(
-    settings: Settings, name: str, *, read_only: bool = False, actor: Actor | None = None
+    settings: Settings,
+    name: str,
+    *,
+    read_only: bool = False,
+    admin: bool = False,
+    actor: Actor | None = None,
 ) -> str:
-    """Make a token and return it; it is shown once and never stored in the clear."""
+    """Make a token and return it; it is shown once and never stored in the clear. An
+    ``admin`` token may also change projects and limits; a read-only one cannot be admin."""
+    if read_only and admin:
+        raise FarmError("a token is read-only or admin, not both")
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with session_scope(settings) as s:
-            s.add(ApiToken(name=name, token_hash=hash_token(token), read_only=read_only))
+            s.add(
+                ApiToken(name=name, token_hash=hash_token(token), read_only=read_only, admin=admin)
+            )
             s.flush()  # a taken name fails here, before its audit row
-            record(s, actor, "token_create", "token", name, {"read_only": read_only})
+            detail = {"read_only": read_only, "admin": admin}
+            record(s, actor, "token_create", "token", name, detail)
     except IntegrityError:
         raise FarmError(f"a token named {name!r} exists already") from None
     return token
@@ -64,13 +77,13 @@ def principal_by_hash(settings: Settings, token_hash: str) -> Principal | None:
     )
     with session_scope(settings) as s:
         row = s.execute(
-            select(ApiToken.id, ApiToken.name, ApiToken.read_only, stale).where(
+            select(ApiToken.id, ApiToken.name, ApiToken.read_only, ApiToken.admin, stale).where(
                 ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None)
             )
         ).one_or_none()
         if row is None:
             return None
-        token_id, name, read_only, is_stale = row
+        token_id, name, read_only, admin, is_stale = row
         if is_stale:
             s.execute(
                 update(ApiToken)
@@ -78,7 +91,7 @@ def principal_by_hash(settings: Settings, token_hash: str) -> Principal | None:
                 .values(last_used_at=func.now())
                 .execution_options(synchronize_session=False)
             )
-        return Principal(name, read_only)
+        return Principal(name, read_only, admin)
 
 
 def revoke(settings: Settings, name: str, *, actor: Actor | None = None) -> None:
@@ -101,6 +114,7 @@ def list_tokens(settings: Settings) -> list[dict[str, str | bool | None]]:
             {
                 "name": t.name,
                 "read_only": t.read_only,
+                "admin": t.admin,
                 "created_at": iso(t.created_at),
                 "last_used_at": iso(t.last_used_at),
                 "revoked_at": iso(t.revoked_at),

@@ -1,7 +1,8 @@
 """The shared farm's admin resources: ``/projects`` (shares, farm.projects) and ``/limits``
-(named counters, farm.limits). Each is read by any token and set by a writing one (tokens
-have no admin role: any token that may submit may change a share or a limit); the change
-and its audit row are one transaction."""
+(named counters, farm.limits). Each is read by any token and set only by an admin token
+(``farm token create --admin``): a share or a limit decides what every project gets, so a
+token that may submit may not change them. The change and its audit row are one
+transaction."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from farm.api.app import acting, json_typed, principal
+from farm.api.app import administering, json_typed, principal
 from farm.audit import Actor
 from farm.config import Settings
 from farm.db import session_scope
@@ -20,7 +21,7 @@ from farm.specs import PROJECT_PATTERN
 from farm.tokens import Principal
 
 Reader = Annotated[Principal, Depends(principal)]
-Acting = Annotated[Actor, Depends(acting)]
+Acting = Annotated[Actor, Depends(administering)]
 Name = Annotated[str, Path(pattern=PROJECT_PATTERN)]
 router = APIRouter()
 

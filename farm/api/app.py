@@ -50,6 +50,20 @@ def writer(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+def administrator(who: Annotated[Principal, Depends(writer)]) -> Principal:
+    """A token that may change the shared farm's policy (``farm token create --admin``)."""
+    if not who.admin:
+        raise HTTPException(
+            403, f"token {who.name!r} is not an admin token (farm token create --admin)"
+        )
+    return who
+
+
+def administering(request: Request, who: Annotated[Principal, Depends(administrator)]) -> Actor:
+    """An admin, as the audit log names it."""
+    return Actor(who.name, request_id(request))
+
+
 def request_id(request: Request) -> str:
     """The request's id (:class:`RequestId`), also for an app built without the middleware."""
     return str(getattr(request.state, "request_id", None) or request_id_or_new(None))

@@ -391,7 +391,9 @@ def fuzz_api(servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory)
         ckpt.write_bytes(b"not a real checkpoint: nothing runs here")
         url, proc = spawn_api(settings, root / "api.log")
         try:
-            yield Api(url, create(settings, "fuzzer"), create(settings, "ro", read_only=True))
+            yield Api(
+                url, create(settings, "fuzzer", admin=True), create(settings, "ro", read_only=True)
+            )
         finally:
             proc.terminate()
             proc.wait(10)

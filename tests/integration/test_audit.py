@@ -41,7 +41,7 @@ def settings(
 def api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     url, proc = spawn_api(settings, Path(tmp_path_factory.mktemp("audit-api")) / "api.log")
     try:
-        yield url, create(settings, "audit-rw")
+        yield url, create(settings, "audit-rw", admin=True)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from farm.cli import app
 from farm.config import Settings
 from farm.db import session_scope
+from farm.errors import FarmError
 from farm.models import Project
 from farm.runtime import child_env
 from farm.tokens import create
@@ -88,7 +89,11 @@ def api(
     log = Path(tmp_path_factory.mktemp("share-admin-api")) / "api.log"
     url, proc = spawn_api(settings, log)
     try:
-        yield url, create(settings, "admin-rw"), create(settings, "admin-ro", read_only=True)
+        yield (
+            url,
+            create(settings, "admin-rw", admin=True),
+            create(settings, "admin-ro", read_only=True),
+        )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -107,10 +112,18 @@ def test_projects_api_reads_changes_and_refuses(
     r = httpx.get(f"{url}/projects", headers={"Authorization": f"Bearer {ro}"})
     assert r.status_code == 200
     assert {p["name"] for p in r.json()} >= {"default", "api-show"}
-    # a read-only token reads but may not change a share; no token reads nothing
-    r = httpx.put(f"{url}/projects/api-show", json={"weight": 9},
-                  headers={"Authorization": f"Bearer {ro}"})  # fmt: skip
-    assert r.status_code == 403
+    # a read-only token reads but may not change a share, nor may a submitting one that is
+    # not admin; no token reads nothing
+    writer = create(settings, "admin-not", read_only=False)
+    for token in (ro, writer):
+        r = httpx.put(f"{url}/projects/api-show", json={"weight": 9},
+                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert r.status_code == 403, r.text
+    r = httpx.put(f"{url}/limits/api-show", json={"count": 1},
+                  headers={"Authorization": f"Bearer {writer}"})  # fmt: skip
+    assert r.status_code == 403 and "admin" in r.text
+    with pytest.raises(FarmError, match="not both"):
+        create(settings, "admin-both", read_only=True, admin=True)
     assert httpx.get(f"{url}/projects").status_code == 401
     for body, field in (({"weight": 0}, "weight"), ({"max_running": -1}, "max_running"),
                         ({"wieght": 2}, "wieght")):  # fmt: skip

@@ -26,6 +26,10 @@ JOB_ROUTES = {
 
 
 @pytest.fixture(scope="module")
+def _admin() -> Principal:
+    return Principal("unit", read_only=False, admin=True)
+
+
 def app() -> FastAPI:
     # Nothing listens there: a request that reached the database would fail.
     return create_app(
@@ -149,7 +153,7 @@ def test_a_json_value_of_the_wrong_type_is_refused_not_coerced(
 ) -> None:
     """The spec models read ``"2"`` or ``true`` as integers (YAML and CSV manifests); over JSON
     the API holds each value to the type its schema publishes."""
-    monkeypatch.setitem(app.dependency_overrides, principal, lambda: Principal("unit", False))
+    monkeypatch.setitem(app.dependency_overrides, principal, _admin)
     r = request(app, method, path, json=body)
     assert r.status_code == 422, r.text
     assert [p["field"] for p in r.json()["problems"]] == [field]
@@ -169,7 +173,7 @@ def test_an_integer_written_as_22_0_is_still_an_integer(
         raise routes.JobNotFound(str(job_id))
 
     monkeypatch.setattr(routes, "_verb", no_database)
-    monkeypatch.setitem(app.dependency_overrides, principal, lambda: Principal("unit", False))
+    monkeypatch.setitem(app.dependency_overrides, principal, _admin)
     r = request(app, "PATCH", "/jobs/7", json={"priority": 22.0})
     assert (r.status_code, calls) == (404, [22])
 
@@ -183,7 +187,7 @@ def test_the_token_is_checked_before_the_body(app: FastAPI) -> None:
 def test_a_boolean_for_a_number_is_refused_saying_so(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(app.dependency_overrides, principal, lambda: Principal("unit", False))
+    monkeypatch.setitem(app.dependency_overrides, principal, _admin)
     r = request(app, "PUT", "/limits/lic", json={"count": True})
     assert r.json()["problems"] == [
         {"field": "count", "reason": "must be an integer, not a boolean"}
