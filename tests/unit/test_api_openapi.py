@@ -25,11 +25,11 @@ JOB_ROUTES = {
 }
 
 
-@pytest.fixture(scope="module")
 def _admin() -> Principal:
     return Principal("unit", read_only=False, admin=True)
 
 
+@pytest.fixture(scope="module")
 def app() -> FastAPI:
     # Nothing listens there: a request that reached the database would fail.
     return create_app(
