@@ -11,6 +11,7 @@ from farm.lifecycle import transition
 from farm.models import Event, Task
 from farm.resolve import find_job
 from farm.states import FINISHED_JOB, JobState, TaskState
+from farm.usage import record_canceled
 
 
 def cancel(settings: Settings, ref: str) -> int:
@@ -26,6 +27,8 @@ def cancel(settings: Settings, ref: str) -> int:
             .with_for_update()
         ).scalars()
         for task in tasks:
+            if task.state is TaskState.RUNNING:
+                record_canceled(session, task.id)
             transition(session, task, TaskState.CANCELED, message="canceled by operator")
         return job.id
 
