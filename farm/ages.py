@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from farm.errors import InvalidOption
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_AGE_S = 100_000 * 86400  # beyond, ``now - age`` leaves the calendar
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 
@@ -24,6 +25,8 @@ def parse_age(option: str, value: str) -> timedelta:
     seconds = float(m.group(1)) * _UNITS[m.group(2)]
     if seconds <= 0:
         raise InvalidOption(option, f"{value!r} is not a positive age")
+    if seconds > MAX_AGE_S:
+        raise InvalidOption(option, f"{value!r} is longer than {MAX_AGE_S // 86400} days")
     return timedelta(seconds=seconds)
 
 

@@ -155,7 +155,7 @@ def apply_retention(settings: Settings, now: datetime) -> None:
     if cutoff is None:
         return
     try:
-        purge(settings, cutoff, max_batches=RETENTION_BATCHES_PER_PASS)
+        purge(settings, cutoff, max_batches=RETENTION_BATCHES_PER_PASS, count_protected=False)
     except Exception:  # the next pass tries again; recovery must not wait on retention
         log.exception("sweep: retention purge failed")
 

@@ -39,7 +39,9 @@ def test_ages_in_every_unit(text: str, seconds: float) -> None:
     assert parse_age("--finished-before", text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["0d", "0", "-3d", "30", "d", "30 days", "1e3d", "", "3x"])
+@pytest.mark.parametrize(
+    "text", ["0d", "0", "-3d", "30", "d", "30 days", "1e3d", "", "3x", "99999999999999999999w"]
+)
 def test_bad_ages_are_refused_naming_the_option(text: str) -> None:
     with pytest.raises(InvalidOption) as e:
         parse_age("--finished-before", text)
