@@ -138,6 +138,7 @@ class Job(Base):
         Index(
             "ix_jobs_finished_at",
             "finished_at",
+            "id",
             postgresql_where=text("state IN ('succeeded', 'failed', 'canceled')"),
         ),
     )
@@ -302,8 +303,10 @@ class Artifact(Base):
     __table_args__ = (
         # A task that runs twice rewrites the same artifact row instead of adding one.
         Index("uq_artifacts_job_id_path", "job_id", "path", unique=True),
-        # What deleting a task (its foreign key's SET NULL) looks up.
+        # What deleting a task (its foreign key's SET NULL) looks up; whether another job's
+        # artifact names a file a purge would delete (hash: a path has no length limit).
         Index("ix_artifacts_task_id", "task_id"),
+        Index("ix_artifacts_path", "path", postgresql_using="hash"),
     )
 
 

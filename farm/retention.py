@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,16 @@ _PURGEABLE = (
     " AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.job_id = j.id"
     " AND a.kind = 'checkpoint' AND a.path = ANY(CAST(:kept AS text[])))"
 )
-_TAKE = text(
-    "SELECT j.id " + _PURGEABLE + " ORDER BY j.finished_at, j.id LIMIT :batch"
-    " FOR UPDATE SKIP LOCKED"
+# One batch's candidates: the next ``batch`` old finished jobs after the cursor, in the order
+# of ix_jobs_finished_at, so that a batch reads a bounded slice whatever the planner thinks
+# of the table (with stale statistics it sorted every old job by each batch); the jobs kept
+# for live ones are stepped over, not read again by every later batch.
+_CANDIDATES = text(
+    "SELECT j.id, j.finished_at FROM jobs j WHERE j.state IN " + _FINISHED + ""
+    " AND j.finished_at < :cutoff AND (j.finished_at, j.id) > (:after_at, :after_id)"
+    " ORDER BY j.finished_at, j.id LIMIT :batch"
 )
+_TAKE = text("SELECT j.id " + _PURGEABLE + " AND j.id = ANY(:candidates) FOR UPDATE SKIP LOCKED")
 _PROTECTED = text(
     "SELECT count(*) FROM jobs j WHERE j.state IN " + _FINISHED + " AND j.finished_at < :cutoff"
     " AND j.id NOT IN (SELECT j.id " + _PURGEABLE + ")"
@@ -104,6 +110,17 @@ _STILL_NAMED = text("SELECT DISTINCT path FROM artifacts WHERE path = ANY(:paths
 
 
 @dataclass(frozen=True)
+class Cursor:
+    """Where a purge stopped in the order of old finished jobs (finished_at, id)."""
+
+    at: datetime
+    id: int
+
+
+START = Cursor(datetime(1, 1, 1, tzinfo=UTC), 0)
+
+
+@dataclass(frozen=True)
 class Doomed:
     """An artifact whose row went: its files go after the commit (see :func:`files_of`)."""
 
@@ -133,12 +150,24 @@ class PurgeReport:
     longest_transaction_s: float = 0.0
     seconds: float = 0.0
     kept_reasons: list[str] = field(default_factory=list)
+    # Where the last batch stopped; None once every old finished job has been looked at.
+    cursor: Cursor | None = None
 
     def public(self) -> dict[str, Any]:
         out = dict(vars(self))
+        out.pop("cursor")
         out["cutoff"] = self.cutoff.isoformat()
         out["kept_reasons"] = self.kept_reasons[:20]
         return out
+
+
+def past(candidates: Sequence[Any], batch: int) -> Cursor | None:
+    """The cursor after one batch's ``candidates`` (rows with ``id`` and ``finished_at``, in
+    order): past the last, or None when fewer than ``batch`` came, as then none are left."""
+    if len(candidates) < batch or not candidates:
+        return None
+    last = candidates[-1]
+    return Cursor(last.finished_at, int(last.id))
 
 
 def cutoff_for(now: datetime, age: timedelta) -> datetime:
@@ -236,10 +265,12 @@ def purge(
     batch: int = BATCH,
     max_batches: int | None = None,
     count_protected: bool = True,
+    start: Cursor = START,
 ) -> PurgeReport:
     """Delete what finished before ``cutoff``, ``batch`` jobs a transaction (``max_batches``
-    at most); with ``dry_run``, count what would go and write nothing. ``count_protected``:
-    count the old finished jobs kept for live ones (a scan the sweeper's passes skip)."""
+    at most, from ``start``: the report's ``cursor`` says where it stopped); with ``dry_run``,
+    count what would go and write nothing. ``count_protected``: count the old finished jobs
+    kept for live ones (a scan the sweeper's passes skip)."""
     root = settings.output_root_abs()
     report = PurgeReport(cutoff=cutoff, dry_run=dry_run)
     began = time.monotonic()
@@ -256,18 +287,17 @@ def purge(
         return report
     with session_scope(settings) as session:
         kept = live_checkpoint_paths(session, root)
-    while max_batches is None or report.batches < max_batches:
-        started = time.monotonic()
+    cursor: Cursor | None = start
+    while cursor is not None and (max_batches is None or report.batches < max_batches):
+        began_batch = time.monotonic()
         with session_scope(settings) as session:
-            doomed, taken = _purge_batch(session, kept, cutoff, batch, report)
-        report.longest_transaction_s = max(report.longest_transaction_s, time.monotonic() - started)
-        if not taken:
-            break
-        report.batches += 1
+            doomed, looked, cursor = _purge_batch(session, kept, cutoff, batch, cursor, report)
+        took = time.monotonic() - began_batch
+        report.longest_transaction_s = max(report.longest_transaction_s, took)
+        report.batches += looked
         if not keep_artifacts:
             delete_files(root, doomed, report)
-        if taken < batch:
-            break
+    report.cursor = cursor
     if not count_protected:
         report.seconds = time.monotonic() - began
         return report
@@ -283,14 +313,29 @@ def purge(
 
 
 def _purge_batch(
-    session: Session, kept: list[str], cutoff: datetime, batch: int, report: PurgeReport
-) -> tuple[list[Doomed], int]:
-    """One transaction: lock up to ``batch`` purgeable jobs and delete them and theirs."""
+    session: Session,
+    kept: list[str],
+    cutoff: datetime,
+    batch: int,
+    after: Cursor,
+    report: PurgeReport,
+) -> tuple[list[Doomed], bool, Cursor | None]:
+    """One transaction: of the next ``batch`` candidates after ``after``, lock those that may
+    go and delete them and theirs; returns their artifacts, whether there were candidates,
+    and the cursor past them (None: the last of them was the last old finished job)."""
     conn = session.connection()
     conn.execute(text("SET LOCAL lock_timeout = '5s'"))
-    ids = list(conn.execute(_TAKE, {"cutoff": cutoff, "kept": kept, "batch": batch}).scalars())
+    candidates = conn.execute(
+        _CANDIDATES,
+        {"cutoff": cutoff, "after_at": after.at, "after_id": after.id, "batch": batch},
+    ).all()
+    if not candidates:
+        return [], False, None
+    following = past(candidates, batch)
+    params = {"cutoff": cutoff, "kept": kept, "candidates": [int(c.id) for c in candidates]}
+    ids = list(conn.execute(_TAKE, params).scalars())
     if not ids:
-        return [], 0
+        return [], True, following
     tasks = list(conn.execute(text("SELECT id FROM tasks WHERE job_id = ANY(:ids)"), {"ids": ids})
                  .scalars())  # fmt: skip
     doomed = []
@@ -315,7 +360,7 @@ def _purge_batch(
             report.kept_reasons.append(f"{d.path}: another job's artifact names it")
         else:
             gone.append(d)
-    return gone, len(ids)
+    return gone, True, following
 
 
 def due_cutoff(settings: Settings, now: datetime) -> datetime | None:

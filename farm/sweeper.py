@@ -25,7 +25,7 @@ from farm.dispatch import dispatch_ready, fail_orphans
 from farm.errors import BrokerUnusable
 from farm.lifecycle import lock_task, transition
 from farm.models import Event, Task
-from farm.retention import due_cutoff, purge
+from farm.retention import START, Cursor, due_cutoff, purge
 from farm.states import TaskState
 from farm.webhooks import deliver_due
 
@@ -148,16 +148,34 @@ def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
     return decisions
 
 
-def apply_retention(settings: Settings, now: datetime) -> None:
+def apply_retention(settings: Settings, now: datetime, scan: RetentionScan | None = None) -> None:
     """``FARM_RETENTION_DAYS``: a few batches of old finished jobs purged each pass, so a
-    pass stays short and a backlog drains over the passes that follow."""
+    pass stays short and a backlog drains over the passes that follow. Each pass goes on
+    where the last stopped (``scan``), and starts over once it has seen every old job, so
+    old jobs kept for live ones are stepped over rather than read by every pass."""
     cutoff = due_cutoff(settings, now)
     if cutoff is None:
         return
+    scan = scan or _SCAN
     try:
-        purge(settings, cutoff, max_batches=RETENTION_BATCHES_PER_PASS, count_protected=False)
+        report = purge(
+            settings, cutoff, max_batches=RETENTION_BATCHES_PER_PASS, count_protected=False,
+            start=scan.cursor,
+        )  # fmt: skip
     except Exception:  # the next pass tries again; recovery must not wait on retention
         log.exception("sweep: retention purge failed")
+        return
+    scan.cursor = report.cursor or START
+
+
+@dataclass
+class RetentionScan:
+    """Where the sweeper's retention goes on at its next pass."""
+
+    cursor: Cursor = START
+
+
+_SCAN = RetentionScan()
 
 
 def _apply(settings: Settings, d: Decision) -> None:

@@ -32,17 +32,20 @@ def upgrade() -> None:
         " WHERE j.id = a.job_id"
     )
     # Retention's scan of old finished jobs, and the lookups its deletes make: each deleted
-    # task's events and artifacts (their foreign keys' actions), each job's deliveries.
+    # task's events and artifacts (their foreign keys' actions), each job's deliveries, and
+    # whether another job's artifact names a file it would delete.
     op.create_index(
-        "ix_jobs_finished_at", "jobs", ["finished_at"], postgresql_where=sa.text(_FINISHED)
+        "ix_jobs_finished_at", "jobs", ["finished_at", "id"], postgresql_where=sa.text(_FINISHED)
     )
     op.create_index("ix_events_task_id", "events", ["task_id"])
     op.create_index("ix_artifacts_task_id", "artifacts", ["task_id"])
+    op.create_index("ix_artifacts_path", "artifacts", ["path"], postgresql_using="hash")
     op.create_index("ix_webhook_deliveries_job_id", "webhook_deliveries", ["job_id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_job_id", table_name="webhook_deliveries")
+    op.drop_index("ix_artifacts_path", table_name="artifacts")
     op.drop_index("ix_artifacts_task_id", table_name="artifacts")
     op.drop_index("ix_events_task_id", table_name="events")
     op.drop_index("ix_jobs_finished_at", table_name="jobs")

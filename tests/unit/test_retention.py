@@ -6,6 +6,7 @@ usage CSV."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,12 +18,15 @@ from farm.ages import parse_age, parse_when, parse_window
 from farm.config import Settings
 from farm.errors import InvalidOption
 from farm.retention import (
+    START,
+    Cursor,
     Doomed,
     PurgeReport,
     confined_file,
     delete_files,
     due_cutoff,
     files_of,
+    past,
     sequence_frames,
 )
 from farm.usage import Usage, to_csv
@@ -169,3 +173,16 @@ def test_usage_csv_is_exact() -> None:
     assert to_csv(rows, "project") == (
         "project,attempts,wall_s,gpu_s,cpu_s,lost_s\nacct-a,3,1.000001,1.000001,0,0\n"
     )
+
+
+def test_a_batch_moves_the_cursor_past_its_last_candidate() -> None:
+    @dataclass
+    class Row:
+        id: int
+        finished_at: datetime
+
+    rows = [Row(9, NOW - timedelta(days=40)), Row(4, NOW - timedelta(days=39))]
+    assert past(rows, 2) == Cursor(NOW - timedelta(days=39), 4)
+    assert past(rows, 3) is None  # fewer than a batch: none are left after them
+    assert past([], 2) is None
+    assert START.at < rows[0].finished_at and START.id == 0
