@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from farm.errors import InvalidOption
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-MAX_AGE_S = 100_000 * 86400  # beyond, ``now - age`` leaves the calendar
+MAX_AGE_S = 700_000 * 86400  # about 1,900 years: ``now - age`` stays in the calendar
+# What the API's schema admits (the CLI takes more: decimals, spaces, any ISO form): an age
+# of 1-99999 units, or a date or time whose every value parses.
+WHEN_PATTERN = (
+    r"^([1-9][0-9]{0,4}[smhdw]|[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)$"
+)
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from farm.ages import parse_window
+from farm.ages import WHEN_PATTERN, parse_when
 from farm.api.app import principal
 from farm.config import Settings
 from farm.db import session_scope
@@ -36,7 +36,11 @@ class UsagePublic(BaseModel):
     lost_s: str = Field(description="of it, attempts of dead workers, up to their lease")
 
 
-_WHEN = "attempts ended from (since) or before (until) then: an age (7d, 12h) or a date/ISO time"
+_WHEN = (
+    "attempts ended from (since) or before (until) then: an age (7d, 12h) or a date or time"
+    " (2026-11-01, 2026-11-01T12:00Z; UTC unless it names its offset)"
+)
+When = Annotated[str | None, Query(description=_WHEN, pattern=WHEN_PATTERN)]
 
 
 @router.get(
@@ -51,14 +55,17 @@ def get_usage(
     _: Reader,
     by: Literal["project", "submitter", "pool", "day", "job", "worker"] = "project",
     project: Annotated[str | None, Query(pattern=PROJECT_PATTERN)] = None,
-    since: Annotated[str | None, Query(description=_WHEN, max_length=64)] = None,
-    until: Annotated[str | None, Query(description=_WHEN, max_length=64)] = None,
+    since: When = None,
+    until: When = None,
     format: Literal["json", "csv"] = "json",
 ) -> list[UsagePublic] | PlainTextResponse:
     """Attempts, wall, GPU, CPU and lost seconds, by project, submitter, pool, day, job or
-    worker; ``format=csv`` for a spreadsheet."""
+    worker; ``format=csv`` for a spreadsheet. A window that ends before it starts answers
+    no rows (the CLI refuses it: a person's typo, where here it is a computed range)."""
+    now = datetime.now(UTC)
     try:
-        start, end = parse_window(since, until, datetime.now(UTC), ("since", "until"))
+        start = None if since is None else parse_when("since", since, now)
+        end = None if until is None else parse_when("until", until, now)
     except InvalidOption as e:
         raise RequestValidationError(
             [{"loc": ("query", e.option), "msg": e.reason, "type": "value_error"}]

@@ -75,6 +75,19 @@ def test_unreadable_time_is_refused_naming_the_option() -> None:
         parse_when("--until", "yesterday", NOW)
 
 
+def test_every_time_the_api_schema_admits_parses() -> None:
+    import re
+
+    from farm.ages import WHEN_PATTERN
+
+    for ok in ("1s", "99999w", "7d", "1000-01-01", "9999-12-28T23:59:59-23:59",
+               "2026-11-01T12:30", "2026-11-01T12:30Z", "2026-02-28T00:00:00+05:30"):  # fmt: skip
+        assert re.match(WHEN_PATTERN, ok), ok
+        parse_when("since", ok, NOW)
+    for no in ("0d", "1.5d", "0999-01-01", "2026-02-30", "soon", "2026-11-01 12:00"):
+        assert not re.match(WHEN_PATTERN, no), no
+
+
 def test_window_must_not_be_empty() -> None:
     assert parse_window(None, None, NOW) == (None, None)
     assert parse_window("2d", "1d", NOW) == (NOW - timedelta(days=2), NOW - timedelta(days=1))
