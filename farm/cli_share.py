@@ -94,24 +94,39 @@ def limit_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 def usage_command(
-    by: str = typer.Option("project", "--by", help="project, day, job or worker"),
+    by: str = typer.Option("project", "--by", help="project, submitter, pool, day, job or worker"),
     project: str | None = typer.Option(None, "--project", help="only this project"),
+    since: str | None = typer.Option(
+        None, "--since", help="attempts ended from then: an age (7d, 12h) or a date/ISO time"
+    ),
+    until: str | None = typer.Option(None, "--until", help="attempts ended before then (same)"),
     as_json: bool = typer.Option(False, "--json"),
+    as_csv: bool = typer.Option(False, "--csv"),
 ) -> None:
     """What the farm spent: attempts, wall, GPU and CPU seconds (lost: a dead worker's)."""
-    from farm.db import session_scope
-    from farm.runtime import services
-    from farm.usage import usage
+    from datetime import UTC, datetime
 
-    if by not in ("project", "day", "job", "worker"):
-        raise _fail(FarmError(f"--by: {by!r} is not one of project, day, job, worker"))
+    from farm.ages import parse_window
+    from farm.db import session_scope
+    from farm.errors import InvalidOption
+    from farm.runtime import services
+    from farm.usage import BY, to_csv, usage
+
+    try:
+        if by not in BY:
+            raise InvalidOption("--by", f"{by!r} is not one of {', '.join(BY)}")
+        if as_json and as_csv:
+            raise InvalidOption("--csv", "give --json or --csv, not both")
+        start, end = parse_window(since, until, datetime.now(UTC))
+    except FarmError as e:
+        raise _fail(e) from None
     with services(Settings()) as s, session_scope(s) as session:
-        rows = usage(session, by, project)  # type: ignore[arg-type]
+        rows = usage(session, by, project, start, end)  # type: ignore[arg-type]
     if as_json:
-        out = [{"key": r.key, "attempts": r.attempts, "wall_s": str(r.wall_s),
-                "gpu_s": str(r.gpu_s), "cpu_s": str(r.cpu_s), "lost_s": str(r.lost_s)}
-               for r in rows]  # fmt: skip
-        console.print_json(json.dumps(out))
+        console.print_json(json.dumps([r.public() for r in rows]))
+        return
+    if as_csv:
+        typer.echo(to_csv(rows, by), nl=False)
         return
     table = Table(by, "attempts", "wall s", "GPU s", "CPU s", "lost s")
     for r in rows:
@@ -120,7 +135,62 @@ def usage_command(
     console.print(table)
 
 
+def purge_command(
+    finished_before: str = typer.Option(
+        ..., "--finished-before", help="an age (30d, 12h) or a past date/ISO time"
+    ),
+    keep_artifacts: bool = typer.Option(
+        False, "--keep-artifacts", help="delete the rows, keep the artifacts' files"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="count what would go; change nothing"),
+    batch: int = typer.Option(500, "--batch", min=1, max=10000, help="jobs per transaction"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Delete finished jobs older than that, with their tasks, events, logs and artifacts;
+    never unfinished work, nor a job a live job still needs. The bill (farm usage) stays."""
+    from datetime import UTC, datetime
+
+    from farm.ages import parse_when
+    from farm.errors import InvalidOption
+    from farm.retention import purge
+    from farm.runtime import services
+
+    now = datetime.now(UTC)
+    try:
+        cutoff = parse_when("--finished-before", finished_before, now)
+        if cutoff >= now:
+            raise InvalidOption(
+                "--finished-before", f"{finished_before!r} is not in the past: it would take"
+                " jobs that finish now"
+            )  # fmt: skip
+    except FarmError as e:
+        raise _fail(e) from None
+    with services(Settings()) as s:
+        report = purge(s, cutoff, keep_artifacts=keep_artifacts, dry_run=dry_run, batch=batch)
+    if as_json:
+        console.print_json(json.dumps(report.public()))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    console.print(
+        f"{verb} {report.jobs} jobs finished before {cutoff:%Y-%m-%d %H:%M:%S} UTC:"
+        f" {report.tasks} tasks, {report.events} events, {report.task_logs} task logs,"
+        f" {report.artifacts} artifacts ({report.artifact_bytes} bytes),"
+        f" {report.webhook_deliveries} webhook deliveries",
+        highlight=False,
+    )
+    if not dry_run:
+        console.print(
+            f"files: {report.files_deleted} deleted, {report.files_kept} kept;"
+            f" {report.batches} batches in {report.seconds:.2f} s,"
+            f" longest transaction {report.longest_transaction_s:.3f} s",
+            highlight=False,
+        )
+    if report.protected:
+        console.print(f"kept {report.protected} older finished jobs a live job still needs")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(project_app, name="project")
     app.add_typer(limit_app, name="limit")
     app.command("usage")(usage_command)
+    app.command("purge")(purge_command)

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     webhook_retry_window_s: float = Field(default=3600.0, gt=0)
 
+    # Retention (farm.retention): the sweeper purges jobs finished more than this many days
+    # ago, with their tasks, events, logs and artifacts' files. Unset: kept forever. At
+    # least 1: a smaller value is a typo more often than a wish, and `farm purge` is there.
+    retention_days: float | None = None
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # Flower refuses to start without credentials ("user:password").
@@ -89,6 +94,16 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_input_roots(cls, v: str) -> str:
         parse_roots(v)  # a relative entry fails here, when the settings are built
+        return v
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_at_least_a_day(cls, v: float | None) -> float | None:
+        if v is not None and not v >= 1:
+            raise ValueError(
+                f"FARM_RETENTION_DAYS={v:g}: keep finished jobs at least 1 day (unset: forever;"
+                " `farm purge --finished-before` for anything shorter)"
+            )
         return v
 
     @model_validator(mode="after")

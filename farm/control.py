@@ -14,6 +14,7 @@ from farm.lifecycle import transition
 from farm.models import Event, Task
 from farm.resolve import find_job
 from farm.states import FINISHED_JOB, JobState, TaskState
+from farm.usage import record_canceled
 
 
 def cancel(settings: Settings, ref: str, *, actor: Actor | None = None) -> int:
@@ -34,6 +35,8 @@ def cancel(settings: Settings, ref: str, *, actor: Actor | None = None) -> int:
             .all()
         )
         for task in tasks:
+            if task.state is TaskState.RUNNING:
+                record_canceled(session, task.id)
             transition(session, task, TaskState.CANCELED, message="canceled by operator")
         detail = {"from_state": was, "tasks": len(tasks)}
         record(session, actor, "cancel", "job", str(job.id), detail)

@@ -93,3 +93,14 @@ class TaskNotFound(FarmError):
         self.task_id, self.attempt = task_id, attempt
         what = f"task {task_id}" + (f" attempt {attempt}" if attempt is not None else "")
         super().__init__(f"no {what}")
+
+
+class InvalidOption(FarmError):
+    """Raised when a command-line option or query parameter has a value the farm cannot use;
+    names the option and the reason."""
+
+    exit_code = 2
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option, self.reason = option, reason
+        super().__init__(f"{option}: {reason}")

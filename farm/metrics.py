@@ -8,7 +8,12 @@ from collections.abc import Iterator
 
 from celery import Celery
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
@@ -17,6 +22,7 @@ from farm.db import session_scope
 from farm.models import Job, Task, WebhookDelivery
 from farm.registry import list_workers
 from farm.states import JobState, TaskKind, TaskState
+from farm.usage import totals
 
 BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -55,6 +61,7 @@ class FarmCollector:
                     select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
                 ).all()
             )
+            spent = totals(s)
         g = GaugeMetricFamily("farm_jobs", "Jobs by state", labels=["state"])
         for job_state in JobState:
             g.add_metric([job_state.value], jobs.get(job_state, 0))
@@ -109,6 +116,24 @@ class FarmCollector:
         for status in ("pending", "delivered", "failed"):
             g.add_metric([status], hooks.get(status, 0))
         yield g
+        # Counters from the attempts (farm.usage.totals), which a purge never deletes.
+        gpu = CounterMetricFamily(
+            "farm_gpu_seconds", "Wall time of attempts on a GPU", labels=["project", "pool"]
+        )
+        cpu = CounterMetricFamily(
+            "farm_cpu_seconds", "Wall time of attempts on a CPU", labels=["project", "pool"]
+        )
+        for (project, pool), (gpu_s, cpu_s) in spent.seconds.items():
+            gpu.add_metric([project, pool], float(gpu_s))
+            cpu.add_metric([project, pool], float(cpu_s))
+        yield gpu
+        yield cpu
+        c = CounterMetricFamily(
+            "farm_attempts", "Attempts ended, by outcome", labels=["project", "outcome"]
+        )
+        for (project, outcome), n in spent.attempts.items():
+            c.add_metric([project, outcome], n)
+        yield c
 
 
 def render(settings: Settings, celery: Celery) -> tuple[bytes, str]:

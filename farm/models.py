@@ -134,6 +134,13 @@ class Job(Base):
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_submitter", "submitter"),
         Index("ix_jobs_tags", "tags", postgresql_using="gin"),
+        # Retention's scan of old finished jobs (farm.retention).
+        Index(
+            "ix_jobs_finished_at",
+            "finished_at",
+            "id",
+            postgresql_where=text("state IN ('succeeded', 'failed', 'canceled')"),
+        ),
     )
 
 
@@ -252,21 +259,26 @@ class Task(Base):
 class Attempt(Base):
     """One attempt's accounting (farm.usage): its wall time on the device it held. Written in
     the statement that ends the attempt; a dead worker's is written by the sweeper, counted
-    up to its lease's expiry and marked ``lost``."""
+    up to its lease's expiry and marked ``lost``; a canceled one by the cancel, and moved on
+    to when its worker stopped. The bill outlives the job: ``task_id`` and ``job_id`` are
+    plain ids, not foreign keys, and the job's project, submitter and pool are copied in,
+    so a purge (farm.retention) leaves every roll-up as it was."""
 
     __tablename__ = "attempts"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    task_id: Mapped[int] = mapped_column(BigInteger)
+    job_id: Mapped[int] = mapped_column(BigInteger)
     project: Mapped[str] = mapped_column(String(64))
+    submitter: Mapped[str] = mapped_column(String(128), default="cli", server_default="cli")
+    pool: Mapped[str | None] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(255))
     # "cuda:N <model>" or "cpu"
     device: Mapped[str] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column(Timestamp)
     ended_at: Mapped[datetime] = mapped_column(Timestamp)
-    # succeeded | failed | retried (failed, queued again) | lost (its worker died)
+    # succeeded | failed | retried (failed, queued again) | lost (its worker died) | canceled
     outcome: Mapped[str] = mapped_column(String(16))
 
     __table_args__ = (
@@ -291,6 +303,10 @@ class Artifact(Base):
     __table_args__ = (
         # A task that runs twice rewrites the same artifact row instead of adding one.
         Index("uq_artifacts_job_id_path", "job_id", "path", unique=True),
+        # What deleting a task (its foreign key's SET NULL) looks up; whether another job's
+        # artifact names a file a purge would delete (hash: a path has no length limit).
+        Index("ix_artifacts_task_id", "task_id"),
+        Index("ix_artifacts_path", "path", postgresql_using="hash"),
     )
 
 
@@ -328,7 +344,11 @@ class Event(Base):
     attempt: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_events_job_id_at", "job_id", "at"),)
+    __table_args__ = (
+        Index("ix_events_job_id_at", "job_id", "at"),
+        # What deleting a task (its foreign key's cascade) looks up: a purge's every task.
+        Index("ix_events_task_id", "task_id"),
+    )
 
 
 class Worker(Base):
@@ -405,6 +425,7 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
+        Index("ix_webhook_deliveries_job_id", "job_id"),
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",

@@ -25,10 +25,12 @@ from farm.dispatch import dispatch_ready, fail_orphans
 from farm.errors import BrokerUnusable
 from farm.lifecycle import lock_task, transition
 from farm.models import Event, Task
+from farm.retention import START, Cursor, due_cutoff, purge
 from farm.states import TaskState
 from farm.webhooks import deliver_due
 
 log = logging.getLogger(__name__)
+RETENTION_BATCHES_PER_PASS = 4
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,38 @@ def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
         fail_orphans(session)
     dispatch_ready(settings, celery)
     deliver_due(settings)
+    apply_retention(settings, now)
     return decisions
+
+
+def apply_retention(settings: Settings, now: datetime, scan: RetentionScan | None = None) -> None:
+    """``FARM_RETENTION_DAYS``: a few batches of old finished jobs purged each pass, so a
+    pass stays short and a backlog drains over the passes that follow. Each pass goes on
+    where the last stopped (``scan``), and starts over once it has seen every old job, so
+    old jobs kept for live ones are stepped over rather than read by every pass."""
+    cutoff = due_cutoff(settings, now)
+    if cutoff is None:
+        return
+    scan = scan or _SCAN
+    try:
+        report = purge(
+            settings, cutoff, max_batches=RETENTION_BATCHES_PER_PASS, count_protected=False,
+            start=scan.cursor,
+        )  # fmt: skip
+    except Exception:  # the next pass tries again; recovery must not wait on retention
+        log.exception("sweep: retention purge failed")
+        return
+    scan.cursor = report.cursor or START
+
+
+@dataclass
+class RetentionScan:
+    """Where the sweeper's retention goes on at its next pass."""
+
+    cursor: Cursor = START
+
+
+_SCAN = RetentionScan()
 
 
 def _apply(settings: Settings, d: Decision) -> None:
@@ -179,11 +212,13 @@ def _apply(settings: Settings, d: Decision) -> None:
 # A dead worker's attempt, for accounting (farm.usage): counted up to its lease's expiry, on
 # the device that worker's last accounted attempt had.
 _LOST_ATTEMPT = text(
-    "INSERT INTO attempts (task_id, job_id, project, attempt, worker, device, started_at,"
-    " ended_at, outcome) SELECT t.id, t.job_id, t.project, t.attempts, t.worker,"
-    " coalesce((SELECT a.device FROM attempts a WHERE a.worker = t.worker ORDER BY a.id DESC"
-    " LIMIT 1), 'unknown'), t.started_at, greatest(t.started_at, t.lease_expires_at), 'lost'"
-    " FROM tasks t WHERE t.id = :task AND t.started_at IS NOT NULL ON CONFLICT DO NOTHING"
+    "INSERT INTO attempts (task_id, job_id, project, submitter, pool, attempt, worker, device,"
+    " started_at, ended_at, outcome) SELECT t.id, t.job_id, t.project, j.submitter, j.pool,"
+    " t.attempts, t.worker, coalesce((SELECT a.device FROM attempts a WHERE a.worker = t.worker"
+    " ORDER BY a.id DESC LIMIT 1), 'unknown'), t.started_at,"
+    " greatest(t.started_at, t.lease_expires_at), 'lost'"
+    " FROM tasks t JOIN jobs j ON j.id = t.job_id"
+    " WHERE t.id = :task AND t.started_at IS NOT NULL ON CONFLICT DO NOTHING"
 )
 
 

@@ -141,9 +141,10 @@ def _idle(counter: str) -> str:
 _OURS = " AND attempts = :attempt"
 # The attempt's accounting row (farm.usage), written by the statement that ends it.
 _ACCOUNT = (
-    ", account AS (INSERT INTO attempts (task_id, job_id, project, attempt, worker, device,"
-    " started_at, ended_at, outcome) SELECT task_id, job_id, project, attempt, :worker,"
-    " :device, started_at, at, '{outcome}' FROM moved ON CONFLICT DO NOTHING)"
+    ", account AS (INSERT INTO attempts (task_id, job_id, project, submitter, pool, attempt,"
+    " worker, device, started_at, ended_at, outcome) SELECT m.task_id, m.job_id, m.project,"
+    " j.submitter, j.pool, m.attempt, :worker, :device, m.started_at, m.at, '{outcome}'"
+    " FROM moved m JOIN jobs j ON j.id = m.job_id ON CONFLICT DO NOTHING)"
 )
 _ENDED = ("started_at", "project")
 _END = {
@@ -298,7 +299,31 @@ def _end_attempt(
         )
         .first()
     )  # fmt: skip
-    return None if row is None else settle(session, ctx.job_id, dst, row)
+    if row is None:
+        session.connection().execute(_STOPPED, {"task": ctx.task_id, "attempt": ctx.attempt,
+                                                "device": device_label()})  # fmt: skip
+        return None
+    return settle(session, ctx.job_id, dst, row)
+
+
+# A canceled attempt's accounting row, written by the cancel (farm.usage.CANCELED_ATTEMPT),
+# moved on to when its worker actually stopped, on the device it held.
+_STOPPED = text(
+    "UPDATE attempts SET ended_at = greatest(ended_at, now()), device = :device"
+    " WHERE task_id = :task AND attempt = :attempt AND outcome = 'canceled'"
+)
+
+
+def stopped(ctx: TaskContext) -> None:
+    """The stage stopped because the attempt is no longer ours: if a cancel ended it, its
+    accounting runs up to now (nothing happens for one the sweeper re-queued)."""
+    params = {"task": ctx.task_id, "attempt": ctx.attempt, "device": device_label()}
+
+    def write() -> None:
+        with session_scope(ctx.settings, ping=False) as session:
+            session.connection().execute(_STOPPED, params)
+
+    with_db_retry(ctx.settings, f"task {ctx.task_id} stopped", write)
 
 
 T = TypeVar("T")

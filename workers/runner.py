@@ -27,7 +27,7 @@ from farm.dispatch import dispatch_ready, send_all
 from farm.errors import BrokerUnusable, TaskLost
 from farm.states import TaskKind
 from farm.timeouts import Timeouts, effective
-from workers.claims import Completion, claim, complete, fail, with_db_retry
+from workers.claims import Completion, claim, complete, fail, stopped, with_db_retry
 from workers.context import PermanentError, Result, TaskContext
 from workers.tasklog import capture
 
@@ -197,6 +197,7 @@ def _attempt(
             raise TooFast(f"min_run_s: finished in {ran:.1f} s")
     except TaskLost:
         outcome = beat.fired or "lost"
+        stopped(ctx)
     except TooFast as e:
         log.error("task %s attempt %s: %s", task_id, ctx.attempt, e)
         fail(ctx, str(e))

@@ -246,7 +246,10 @@ def test_metrics_report_jobs_tasks_queues_and_frames(api: Api, checkpoint: str) 
     assert r.status_code == 200
     text = r.text
     for name in ("farm_jobs{", "farm_tasks{", "farm_queue_depth{", "farm_frames_rendered",
-                 "farm_task_duration_seconds_bucket", "farm_webhook_deliveries{"):  # fmt: skip
+                 "farm_task_duration_seconds_bucket", "farm_webhook_deliveries{",
+                 'farm_gpu_seconds_total{pool="default",project="default"}',
+                 'farm_cpu_seconds_total{pool="default",project="default"}',
+                 'farm_attempts_total{outcome="succeeded",project="default"}'):  # fmt: skip
         assert name in text, name
     frames = float(
         next(ln.split()[-1] for ln in text.splitlines() if ln.startswith("farm_frames_rendered "))

@@ -4,11 +4,14 @@ and by day (``farm usage``, also through the CLI) equal the sum of the attempts 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -63,7 +66,8 @@ def _shot(name: str, project: str) -> dict[str, object]:
 def test_attempts_are_accounted_and_roll_up_exactly(farm: Farm) -> None:
     model = farm.submit({"kind": "train", "name": "use-model", "epochs": 1, "project": "acct-a"})
     assert farm.wait(model, 120)["state"] == "succeeded", farm.logs()
-    jobs = [farm.submit(_shot("use-a", "acct-a")), farm.submit(_shot("use-b", "acct-b"))]
+    jobs = [farm.submit(_shot("use-a", "acct-a"), submitter="alice"),
+            farm.submit(_shot("use-b", "acct-b"), submitter="bob")]  # fmt: skip
 
     def holder() -> tuple[int, str] | None:
         with farm.session() as s:
@@ -102,15 +106,26 @@ def test_attempts_are_accounted_and_roll_up_exactly(farm: Farm) -> None:
         rows = s.execute(
             text(
                 "SELECT project, to_char(date_trunc('day', ended_at AT TIME ZONE 'UTC'),"
-                " 'YYYY-MM-DD'), device, outcome, extract(epoch FROM ended_at - started_at)"
-                " FROM attempts"
+                " 'YYYY-MM-DD'), device, outcome, extract(epoch FROM ended_at - started_at),"
+                " submitter, coalesce(pool, 'default'), ended_at FROM attempts"
             )
         ).all()
         assert len(rows) == made
-        assert all(Decimal(w) >= 0 for *_, w in rows)
+        assert all(Decimal(r[4]) >= 0 for r in rows)
         by_project = usage(s, "project")
         by_day = usage(s, "day")
-    for rolled, col in ((by_project, 0), (by_day, 1)):
+        by_submitter = usage(s, "submitter")
+        by_pool = usage(s, "pool")
+        # A window: the attempts that ended in it, and none of those outside.
+        middle = sorted(r[7] for r in rows)[len(rows) // 2]
+        early = usage(s, "project", since=None, until=middle)
+        late = usage(s, "project", since=middle)
+        assert sum(u.attempts for u in early) == sum(1 for r in rows if r[7] < middle)
+        assert sum(u.attempts for u in early + late) == len(rows)
+        assert usage(s, "project", project="acct-b", until=middle - timedelta(days=1)) == []
+    assert {u.key for u in by_submitter} == {"cli", "alice", "bob"}
+    assert [u.key for u in by_pool] == ["default"]
+    for rolled, col in ((by_project, 0), (by_day, 1), (by_submitter, 5), (by_pool, 6)):
         for u in rolled:
             mine = [r for r in rows if r[col] == u.key]
             assert u.attempts == len(mine)
@@ -137,6 +152,19 @@ def test_attempts_are_accounted_and_roll_up_exactly(farm: Farm) -> None:
     assert [(r["key"], Decimal(r["wall_s"])) for r in json.loads(result.output)] == [
         (u.key, u.wall_s) for u in by_project
     ]
+    result = CliRunner().invoke(
+        app, ["usage", "--by", "submitter", "--since", "2d", "--csv"], env=child_env(farm.settings)
+    )
+    assert result.exit_code == 0, result.output
+    assert list(csv.reader(io.StringIO(result.output))) == [
+        ["submitter", "attempts", "wall_s", "gpu_s", "cpu_s", "lost_s"],
+        *([u.key, str(u.attempts), str(u.wall_s), str(u.gpu_s), str(u.cpu_s), str(u.lost_s)]
+          for u in by_submitter),
+    ]  # fmt: skip
+    for args, named in ((["--since", "last week"], "--since"), (["--until", "0d"], "--until"),
+                        (["--by", "month"], "--by")):  # fmt: skip
+        result = CliRunner().invoke(app, ["usage", *args], env=child_env(farm.settings))
+        assert result.exit_code == 2 and f"{named}: " in result.output, result.output
     log = farm.log_dir / "api.log"
     url, proc = spawn_api(farm.settings, log)
     try:
@@ -149,6 +177,20 @@ def test_attempts_are_accounted_and_roll_up_exactly(farm: Farm) -> None:
         r = httpx.get(f"{url}/usage", params={"project": "acct-b"}, headers=auth)
         assert [u["key"] for u in r.json()] == ["acct-b"]
         assert httpx.get(f"{url}/usage", params={"by": "month"}, headers=auth).status_code == 422
+        r = httpx.get(f"{url}/usage", params={"by": "pool", "since": "7d"}, headers=auth)
+        assert [(u["key"], Decimal(u["wall_s"])) for u in r.json()] == [
+            (u.key, u.wall_s) for u in by_pool
+        ]
+        r = httpx.get(f"{url}/usage", params={"by": "submitter", "format": "csv"}, headers=auth)
+        assert r.headers["content-type"].startswith("text/csv")
+        assert r.text.splitlines()[0] == "submitter,attempts,wall_s,gpu_s,cpu_s,lost_s"
+        assert len(r.text.splitlines()) == 1 + len(by_submitter)
+        for bad in ({"since": "soon"}, {"until": "-1d"}, {"since": "0d"}):
+            r = httpx.get(f"{url}/usage", params=bad, headers=auth)
+            assert r.status_code == 422, r.text
+            assert [p["field"] for p in r.json()["problems"]] == list(bad), r.text
+        r = httpx.get(f"{url}/usage", params={"since": "1d", "until": "2d"}, headers=auth)
+        assert r.status_code == 200 and r.json() == []
         assert httpx.get(f"{url}/usage").status_code == 401
     finally:
         proc.terminate()
