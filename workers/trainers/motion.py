@@ -57,6 +57,8 @@ def train(job: TrainJob) -> Trained:
         "epoch": epochs,
         "resumed_from_epoch": resumed_from,
         "classes": list(ACTIONS),
+        # The actions with clips: a render of any other is refused at submission.
+        "trained_classes": [a for i, a in enumerate(ACTIONS) if (clips.actions == i).any()],
         "joints": list(JOINTS),
         "fps": float(clips.fps),
         "clips": len(clips),
