@@ -12,7 +12,6 @@ same glyph.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,14 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.datasets.strokes import StrokeSet
+from workers.models.loop import EpochRun
 from workers.models.vae import (
-    TrainingStopped,
     TrainState,
-    check_resume,
-    load_module_tensors,
-    load_optimizer_tensors,
-    module_tensors,
-    optimizer_tensors,
 )
 
 # The default configuration trains in a few minutes on 2 CPU cores (docs/models.md).
@@ -42,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "hidden": 256,
     "mixtures": 20,
     "augment": 0.15,
+    "lr_floor": 1.0,
 }
 
 
@@ -269,11 +264,14 @@ def train_strokes(
     on_checkpoint: Callable[[TrainState], None] | None = None,
     augment: float = 0.15,
     clip: float = 1.0,
+    lr_floor: float = 1.0,
 ) -> tuple[StrokeDecoder, list[dict[str, float]], TrainState]:
     """Teacher-forced training on ``strokes``; returns ``(model in eval mode, per-epoch
     history, state)``, resumable like the other trainers (batches, augmentation and
     shuffling all come from one CPU generator stored in the state). ``augment`` scales each
-    glyph's x and y by independent factors in ``1 +- augment`` (sketch-RNN's random scale)."""
+    glyph's x and y by independent factors in ``1 +- augment`` (sketch-RNN's random scale).
+    The learning rate falls along a cosine from ``lr`` to ``lr_floor * lr`` over the epochs
+    (:func:`workers.models.loop.cosine_lr`)."""
     if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
         raise ValueError("epochs and batch_size must be >= 1 and lr must be positive")
     if len(strokes.classes) != cfg.num_classes:
@@ -287,30 +285,22 @@ def train_strokes(
     target = to_stroke5(torch.from_numpy(strokes.strokes), lengths)  # (N, L + 1, 5)
     labels = torch.from_numpy(strokes.labels)
     n = len(lengths)
-    history: list[dict[str, float]] = []
-    first = 1
-    if resume_state is not None:
-        check_resume(resume_state, "strokes", cfg.to_dict(), seed)
-        load_module_tensors("model", model, resume_state.tensors)
-        load_optimizer_tensors("opt", opt, resume_state.tensors)
-        gen.set_state(resume_state.tensors["rng.gen"])
-        history = [dict(r) for r in resume_state.counters["history"]]
-        first = int(resume_state.counters["epoch"]) + 1
-
-    def capture(epoch: int) -> TrainState:
-        tensors = {**module_tensors("model", model), **optimizer_tensors("opt", opt),
-                   "rng.gen": gen.get_state()}  # fmt: skip
-        counters = {"family": "strokes", "config": cfg.to_dict(), "seed": seed,
-                    "epoch": epoch, "history": history}  # fmt: skip
-        return TrainState(tensors=tensors, counters=json.loads(json.dumps(counters)))
-
-    model.train()
-    epoch = first - 1
-    for epoch in range(first, epochs + 1):
+    run = EpochRun(
+        "strokes",
+        cfg.to_dict(),
+        seed,
+        model,
+        opt,
+        gen,
+        resume_state,
+        should_stop=should_stop,
+        on_epoch=on_epoch,
+        on_checkpoint=on_checkpoint,
+    )
+    for epoch in run.epochs(epochs, lr, lr_floor):
         sums = {"loss": 0.0, "offsets": 0.0, "pen": 0.0}
         for idx in _batches(lengths, batch_size, gen):
-            if should_stop is not None and should_stop():
-                raise TrainingStopped(f"training stopped during epoch {epoch}")
+            run.check_stop(epoch)
             longest = int(lengths[idx].max()) + 1
             tgt = target[idx, :longest].clone()  # (B, T, 5)
             tgt[..., :2] *= 1 + augment * (2 * torch.rand(len(idx), 1, 2, generator=gen) - 1)
@@ -324,16 +314,9 @@ def train_strokes(
             opt.step()
             for k, v in (("loss", loss), ("offsets", offsets), ("pen", pen)):
                 sums[k] += v.item() * len(idx)
-        record = {"epoch": float(epoch), **{k: v / n for k, v in sums.items()}}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(epoch, record)
-        if on_checkpoint is not None:
-            on_checkpoint(capture(epoch))
-    if should_stop is not None and should_stop():
-        raise TrainingStopped("training stopped after the last epoch")
-    model.eval()
-    return model, history, capture(max(epoch, epochs))
+        run.end_epoch(epoch, sums, n)
+    state = run.finish(epochs)
+    return model, run.history, state
 
 
 def evaluate_nll(model: StrokeDecoder, strokes: StrokeSet, batch_size: int = 128) -> float:
