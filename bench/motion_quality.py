@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def bench_motion(threads: int, scale: float) -> dict[str, float]:
     model, history, _ = motion_mod.train_motion(
         train, cfg, epochs=max(1, round(d["epochs"] * scale)), batch_size=d["batch_size"],
         lr=d["lr"], seed=0, closed_loop=d["closed_loop"], noise=d["noise"],
+        lr_floor=d["lr_floor"],
     )  # fmt: skip
     seconds = time.perf_counter() - started
     real = held_clips.features()
@@ -130,7 +132,10 @@ def bench_motion(threads: int, scale: float) -> dict[str, float]:
                 ours.append(npss(run.features[:, :16], ref[:, :16]))
                 zero.append(npss(np.repeat(first[None, :16], t, 0), ref[:, :16]))
                 nearest.append(npss(near[:, :16], ref[:, :16]))
-    accuracy = float((clf.predict(clip_stats(np.stack(gen))) == np.array(gen_labels)).mean())
+    hits = clf.predict(clip_stats(np.stack(gen))) == np.array(gen_labels)
+    accuracy = float(hits.mean())
+    per_action = {f"action_accuracy_{a}": float(hits[np.array(gen_labels) == i].mean())
+                  for i, a in enumerate(ACTIONS)}  # fmt: skip
     motion_sheet(model)
     start = time.perf_counter()
     motion_mod.frames_for(model, [("walk", 240)], 0, list(range(180, 240)))
@@ -139,6 +144,7 @@ def bench_motion(threads: int, scale: float) -> dict[str, float]:
         "motion_train_s": seconds,
         "motion_final_loss": history[-1]["loss"],
         "action_accuracy": accuracy,
+        **per_action,
         "npss_model": float(np.mean(ours)),
         "npss_zero_velocity": float(np.mean(zero)),
         "npss_nearest_clip": float(np.mean(nearest)),
@@ -253,6 +259,7 @@ def main() -> None:
     if SHEET:
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(SHEET, axis=0)).save(args.sheet)
+    results["load_1min_at_end"] = os.getloadavg()[0]
     print("| figure | value |\n|---|---|")
     for k, v in results.items():
         print(f"| {k} | {v:.4g} |")

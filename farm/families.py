@@ -86,12 +86,13 @@ LSTM_DEFAULTS: dict[str, Any] = {
     "vae": {"latent_dim": 16, "channels": 32, "epochs": 16, "batch_size": 64, "lr": 2e-3},
 }
 MOTION_DEFAULTS: dict[str, Any] = {
-    "epochs": 40,
+    "epochs": 150,
     "batch_size": 32,
     "lr": 3e-3,
     "hidden": 128,
     "closed_loop": 1.0,
     "noise": 0.05,
+    "lr_floor": 0.05,
 }
 STROKES_DEFAULTS: dict[str, Any] = {
     "epochs": 30,

@@ -40,14 +40,15 @@ from workers.models.vae import (
     TrainState,
 )
 
-# The default configuration trains in about a minute on 2 CPU cores (docs/models.md).
+# The default configuration trains in about a minute on an idle CPU core (docs/models.md).
 DEFAULTS: dict[str, Any] = {
-    "epochs": 40,
+    "epochs": 150,
     "batch_size": 32,
     "lr": 3e-3,
     "hidden": 128,
     "closed_loop": 1.0,
     "noise": 0.05,
+    "lr_floor": 0.05,
 }
 FEATURES = len(JOINTS) + 2
 

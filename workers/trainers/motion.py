@@ -50,6 +50,7 @@ def train(job: TrainJob) -> Trained:
         on_checkpoint=on_checkpoint,
         closed_loop=float(MOTION_DEFAULTS["closed_loop"]),
         noise=float(MOTION_DEFAULTS["noise"]),
+        lr_floor=float(MOTION_DEFAULTS["lr_floor"]),
     )
     meta = {
         "config": cfg.to_dict(),
