@@ -95,13 +95,13 @@ MOTION_DEFAULTS: dict[str, Any] = {
     "lr_floor": 0.05,
 }
 STROKES_DEFAULTS: dict[str, Any] = {
-    "epochs": 30,
+    "epochs": 60,
     "batch_size": 64,
-    "lr": 2e-3,
-    "hidden": 256,
-    "mixtures": 20,
+    "lr": 3e-3,
+    "hidden": 128,
+    "mixtures": 10,
     "augment": 0.15,
-    "lr_floor": 1.0,
+    "lr_floor": 0.05,
 }
 
 # Per image size, what grows with it: the latent, the finest stage's width (``width``; each
