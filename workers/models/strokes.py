@@ -212,11 +212,17 @@ def sample_pen(
 
 
 def sample(
-    model: StrokeDecoder, label: int | torch.Tensor, seed: int, temperature: float = 0.4
+    model: StrokeDecoder,
+    label: int | torch.Tensor,
+    seed: int,
+    temperature: float = 0.4,
+    pen_temperature: float = 1.0,
 ) -> np.ndarray:
     """One glyph as stroke-3 rows ``(L, 3)`` (normalised units), the same for a seed on one
     device. ``label`` is a class index or class weights ``(C,)``; sketch-RNN's usual
-    temperatures are 0.1-0.5 (lower: neater, less varied)."""
+    temperatures are 0.1-0.5 (lower: neater, less varied). The pen state has its own
+    temperature: sharpened like the offsets, the end state (one row in a glyph's forty)
+    never wins, and every glyph runs to ``max_len`` in loops."""
     gen = torch.Generator().manual_seed(seed)
     lab = (label.float()[None] if isinstance(label, torch.Tensor)
            else torch.tensor([int(label)]))  # fmt: skip
@@ -230,7 +236,7 @@ def sample(
             step = Mixture(mix.logit_pi[:, 0], mix.mu[:, 0], mix.log_sigma[:, 0],
                            mix.rho[:, 0], mix.pen[:, 0])  # fmt: skip
             xy = sample_mixture(step, gen, temperature)[0]
-            pen = int(sample_pen(step.pen, gen, temperature)[0])
+            pen = int(sample_pen(step.pen, gen, pen_temperature)[0])
             if pen == 2:
                 break
             rows.append([float(xy[0]), float(xy[1]), float(pen)])
