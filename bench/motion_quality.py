@@ -11,7 +11,11 @@ Hershey ``strokes`` set from their modules' ``DEFAULTS``, then prints a markdown
   training clip whose first frame is nearest); foot skate (horizontal travel of a foot
   within 2 cm of the ground) in pixels per frame at 512 px, beside the real clips'.
 - strokes: held-out negative log-likelihood per step (held-out fonts) beside a baseline of
-  one Gaussian over offsets and pen-state frequencies fitted to the training fonts.
+  one Gaussian over offsets and pen-state frequencies fitted to the training fonts; and
+  legibility: the glyph reader of bench/judges.py, trained on the held-out fonts' glyphs
+  only (rasterised by ``workers.datasets.strokes.rasters``), reads characters the model
+  writes (``--write-samples`` per character at temperature ``--temperature``) as the
+  requested one (target >= 90%), beside its reading of the training fonts' real glyphs.
 
     python bench/motion_quality.py [--threads 2] [--epochs-scale 1.0] [--only motion]
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -33,9 +38,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from bench import judges
 from workers.datasets import load_dataset
 from workers.datasets.motion import ACTIONS, FEET, MotionClips, forward_kinematics
-from workers.datasets.strokes import StrokeSet
+from workers.datasets.strokes import StrokeSet, rasters
 from workers.draw import render_skeletons
 from workers.models import motion as motion_mod
 from workers.models import strokes as strokes_mod
@@ -103,6 +109,7 @@ def bench_motion(threads: int, scale: float) -> dict[str, float]:
     model, history, _ = motion_mod.train_motion(
         train, cfg, epochs=max(1, round(d["epochs"] * scale)), batch_size=d["batch_size"],
         lr=d["lr"], seed=0, closed_loop=d["closed_loop"], noise=d["noise"],
+        lr_floor=d["lr_floor"],
     )  # fmt: skip
     seconds = time.perf_counter() - started
     real = held_clips.features()
@@ -125,7 +132,10 @@ def bench_motion(threads: int, scale: float) -> dict[str, float]:
                 ours.append(npss(run.features[:, :16], ref[:, :16]))
                 zero.append(npss(np.repeat(first[None, :16], t, 0), ref[:, :16]))
                 nearest.append(npss(near[:, :16], ref[:, :16]))
-    accuracy = float((clf.predict(clip_stats(np.stack(gen))) == np.array(gen_labels)).mean())
+    hits = clf.predict(clip_stats(np.stack(gen))) == np.array(gen_labels)
+    accuracy = float(hits.mean())
+    per_action = {f"action_accuracy_{a}": float(hits[np.array(gen_labels) == i].mean())
+                  for i, a in enumerate(ACTIONS)}  # fmt: skip
     motion_sheet(model)
     start = time.perf_counter()
     motion_mod.frames_for(model, [("walk", 240)], 0, list(range(180, 240)))
@@ -134,6 +144,7 @@ def bench_motion(threads: int, scale: float) -> dict[str, float]:
         "motion_train_s": seconds,
         "motion_final_loss": history[-1]["loss"],
         "action_accuracy": accuracy,
+        **per_action,
         "npss_model": float(np.mean(ours)),
         "npss_zero_velocity": float(np.mean(zero)),
         "npss_nearest_clip": float(np.mean(nearest)),
@@ -163,7 +174,48 @@ def baseline_nll(train: StrokeSet, held: StrokeSet) -> float:
     return float(offsets.mean() + pen.mean())
 
 
-def bench_strokes(threads: int, scale: float) -> dict[str, float]:
+def glyph_set(rows: list[np.ndarray], like: StrokeSet) -> StrokeSet:
+    """Stroke-3 glyphs ``rows`` as a :class:`StrokeSet` on ``like``'s scale, for rasters."""
+    lengths = np.array([max(len(r), 1) for r in rows], np.int64)
+    strokes = np.zeros((len(rows), int(lengths.max()), 3), np.float32)
+    for i, r in enumerate(rows):
+        strokes[i, : len(r)] = r
+        if len(r):
+            strokes[i, len(r) - 1, 2] = 1.0
+    n = len(rows)
+    zeros = np.zeros(n, np.int64)
+    return StrokeSet(strokes, lengths, zeros, zeros, np.zeros(n), np.ones(n), like.scale,
+                     like.classes, like.style_names)  # fmt: skip
+
+
+def legibility(
+    model: strokes_mod.StrokeDecoder, train: StrokeSet, held: StrokeSet, samples: int,
+    temperature: float,
+) -> dict[str, float]:  # fmt: skip
+    """Share of written characters the held-out-font reader reads as requested, per class
+    averaged, beside its reading of the training fonts' real glyphs."""
+    size = judges.READ_SIZE
+    reader = judges.train_reader(rasters(held, size), torch.from_numpy(held.labels),
+                                 len(held.classes))  # fmt: skip
+    real = float((judges.read(reader, rasters(train, size)) == train.labels).mean())
+    rows, labels = [], []
+    for c in range(len(train.classes)):
+        for s in range(samples):
+            rows.append(strokes_mod.sample(model, c, seed=1000 * c + s, temperature=temperature))
+            labels.append(c)
+    read = judges.read(reader, rasters(glyph_set(rows, train), size))
+    hits = read == np.array(labels)
+    asked = np.array(labels)
+    worst = sorted(range(len(train.classes)), key=lambda c: hits[asked == c].mean())
+    misread = [f"{train.classes[c]}->{train.classes[int(np.bincount(read[asked == c]).argmax())]}"
+               for c in worst[:12]]  # fmt: skip
+    print("least legible (asked->read most):", " ".join(misread))
+    return {"strokes_legible": float(hits.mean()), "strokes_reader_on_real": real}
+
+
+def bench_strokes(
+    threads: int, scale: float, samples: int = 4, temperature: float = 0.1
+) -> dict[str, float]:
     train: StrokeSet = load_dataset("strokes", 16, options={"split": "train"}).meta["strokes"]
     held: StrokeSet = load_dataset("strokes", 16, options={"split": "heldout"}).meta["strokes"]
     d = strokes_mod.DEFAULTS
@@ -172,9 +224,10 @@ def bench_strokes(threads: int, scale: float) -> dict[str, float]:
     started = time.perf_counter()
     model, history, _ = strokes_mod.train_strokes(
         train, cfg, epochs=max(1, round(d["epochs"] * scale)), batch_size=d["batch_size"],
-        lr=d["lr"], seed=0, augment=d["augment"],
+        lr=d["lr"], seed=0, augment=d["augment"], lr_floor=d["lr_floor"],
     )  # fmt: skip
     seconds = time.perf_counter() - started
+    read = legibility(model, train, held, samples, temperature)
     text = write_text(model, train.classes, "Hello farm 42", seed=0)
     SHEET.append(write_frames(text, [0], 1, 768, 128, line_width=3.0)[0])
     return {
@@ -182,6 +235,8 @@ def bench_strokes(threads: int, scale: float) -> dict[str, float]:
         "strokes_final_loss": history[-1]["loss"],
         "strokes_heldout_nll": strokes_mod.evaluate_nll(model, held),
         "strokes_baseline_nll": baseline_nll(train, held),
+        "strokes_steps": float(len(history) * math.ceil(len(train) / d["batch_size"])),
+        **read,
     }
 
 
@@ -190,6 +245,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs-scale", type=float, default=1.0)
     parser.add_argument("--only", choices=("motion", "strokes"), default=None)
+    parser.add_argument("--write-samples", type=int, default=4, help="per character")
+    parser.add_argument("--temperature", type=float, default=0.1, help="for legibility")
     parser.add_argument("--sheet", type=Path, default=Path("docs/img/motion-strokes.png"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -197,10 +254,12 @@ def main() -> None:
     if args.only in (None, "motion"):
         results.update(bench_motion(args.threads, args.epochs_scale))
     if args.only in (None, "strokes"):
-        results.update(bench_strokes(args.threads, args.epochs_scale))
+        results.update(bench_strokes(args.threads, args.epochs_scale, args.write_samples,
+                                     args.temperature))  # fmt: skip
     if SHEET:
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(SHEET, axis=0)).save(args.sheet)
+    results["load_1min_at_end"] = os.getloadavg()[0]
     print("| figure | value |\n|---|---|")
     for k, v in results.items():
         print(f"| {k} | {v:.4g} |")

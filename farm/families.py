@@ -94,20 +94,22 @@ LSTM_DEFAULTS: dict[str, Any] = {
     "vae": {"latent_dim": 16, "channels": 32, "epochs": 16, "batch_size": 64, "lr": 2e-3},
 }
 MOTION_DEFAULTS: dict[str, Any] = {
-    "epochs": 40,
+    "epochs": 150,
     "batch_size": 32,
     "lr": 3e-3,
     "hidden": 128,
     "closed_loop": 1.0,
     "noise": 0.05,
+    "lr_floor": 0.05,
 }
 STROKES_DEFAULTS: dict[str, Any] = {
-    "epochs": 30,
+    "epochs": 60,
     "batch_size": 64,
-    "lr": 2e-3,
-    "hidden": 256,
-    "mixtures": 20,
+    "lr": 3e-3,
+    "hidden": 128,
+    "mixtures": 10,
     "augment": 0.15,
+    "lr_floor": 0.05,
 }
 
 # Per image size, what grows with it: the latent, the finest stage's width (``width``; each
@@ -260,6 +262,9 @@ class ModelInfo:
     or ``sdf`` (a signed distance field, shaded at render time). ``channels`` is None when
     the data decides at training time (a folder of images) and the checkpoint is not written
     yet. ``styles`` names the styles a latent walk can visit (glyph fonts), when known.
+    ``trained`` names the classes the training data held when that is fewer than
+    ``classes`` (a motion model on a BVH set of walks and runs keeps all six action slots);
+    empty when all of them, or not known.
     """
 
     family: str
@@ -272,6 +277,7 @@ class ModelInfo:
     image_size: int = 16
     sdf_spread_px: float = 4.0
     styles: tuple[str, ...] = ()
+    trained: tuple[str, ...] = ()
 
 
 def default_channels(dataset: str) -> int | None:
@@ -334,6 +340,7 @@ def info_from_metadata(meta: Mapping[str, Any]) -> ModelInfo:
         image_size=int(config.get("image_size") or 16),
         sdf_spread_px=float(meta.get("sdf_spread_px") or 4.0),
         styles=tuple(str(s) for s in meta.get("style_names") or ()),
+        trained=tuple(str(c) for c in meta.get("trained_classes") or ()),
     )
 
 

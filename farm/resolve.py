@@ -5,6 +5,7 @@ its checkpoint's model rules out. Nothing here writes; :mod:`farm.submit` record
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from farm.bvh import BvhError, bvh_actions
 from farm.colors import ColorError, colour_problems, parse_color
 from farm.config import Settings
 from farm.datafiles import data_problems, picture_problems
@@ -161,6 +163,11 @@ def resolve(
         else:
             if data is not None and not data.exists():
                 problems.append(("dataset", f"{data} does not exist"))
+            elif data is not None and spec.dataset.startswith("bvh:"):
+                try:
+                    bvh_actions(data)
+                except BvhError as e:
+                    problems.append(("dataset", str(e)))
             elif isinstance(spec, TrainSpec):
                 problems += data_problems(
                     spec.dataset,
@@ -189,7 +196,7 @@ def resolve(
                         ("checkpoint", f"job {dep.id} ({dep.name}) is a {dep.kind} job, not train")
                     )
                 else:
-                    info = info_from_train_spec(dep.spec)
+                    info = _with_trained_actions(info_from_train_spec(dep.spec), dep.spec, readable)
                 deps.append(dep.id)
         else:
             found, info = ctx.checkpoint_file(ref)
@@ -209,6 +216,23 @@ def resolve(
     stored = spec.model_dump(mode="json")
     stored.update(name=name, output=stored_output, fingerprint=fingerprint(spec))
     return stored, deps
+
+
+def _with_trained_actions(
+    info: ModelInfo, train: dict[str, Any], readable: tuple[Path, ...]
+) -> ModelInfo:
+    """A BVH-trained motion model knows only the actions its files name: read them from the
+    files now (the train job may not have run yet); unchanged when they cannot be read (the
+    train job refuses that itself)."""
+    dataset = str(train.get("dataset", ""))
+    if not dataset.startswith("bvh:"):
+        return info
+    try:
+        path = dataset_input(readable, dataset)
+        actions = bvh_actions(path) if path is not None else ()
+    except (OutsideInputRoots, BvhError):
+        return info
+    return dataclasses.replace(info, trained=actions)
 
 
 def _checkpoint_file(
@@ -299,6 +323,10 @@ def sequence_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]
             if info.classes and shot.action not in info.classes:
                 known = ", ".join(info.classes)
                 out.append((f"actions.{i}.action", f"{shot.action!r}: the model's are {known}"))
+            elif info.trained and shot.action not in info.trained:
+                known = ", ".join(info.trained)
+                why = f"{shot.action!r}: the model was trained on {known} only"
+                out.append((f"actions.{i}.action", why))
     if spec.mode == "write" and spec.text is not None:
         missing = [c for c in dict.fromkeys(spec.text) if c != " " and c not in info.classes]
         if missing:

@@ -76,6 +76,8 @@ def test_checkpoints_name_their_classes(farm: Farm, trained: dict[str, int]) -> 
         meta = json.loads(ckpt.with_suffix(".json").read_text())
         assert meta["family"] == family
         assert meta["classes"] == classes
+        if family == "motion":
+            assert meta["trained_classes"] == classes
         assert len(meta["history"]) == {"motion": 2, "strokes": 1}[family]
 
 
@@ -127,6 +129,14 @@ def test_bad_motion_and_write_renders_are_refused(farm: Farm, trained: dict[str,
     with pytest.raises(SpecError) as e:
         farm.submit({**MOTION, "name": "motion-bad", "dataset": "strokes"})
     assert [f for f, _ in e.value.problems] == ["dataset", "clips"]
+    not_bvh = farm.settings.output_root_abs() / "mocap" / "walk.bvh"
+    not_bvh.parent.mkdir(parents=True, exist_ok=True)
+    not_bvh.write_text("Frames: 0\n")
+    bvh = {"kind": "train", "model": "motion", "dataset": "bvh:mocap/walk.bvh", "epochs": 1}
+    with pytest.raises(SpecError) as e:
+        farm.submit({**bvh, "name": "bvh-bad"})
+    assert [f for f, _ in e.value.problems] == ["dataset"]
+    assert "not a BVH file" in e.value.problems[0][1]
 
 
 def test_motion_over_a_background_picture_with_bone_sprites(

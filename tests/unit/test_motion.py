@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -204,3 +206,12 @@ def test_generated_feet_are_planted_while_down() -> None:
     rows = held.any(axis=1)
     assert rows.any()
     assert np.where(held, step, np.inf)[rows].min(axis=1).max() < 1e-9
+
+
+def test_the_learning_rate_falls_along_a_cosine_to_its_floor() -> None:
+    from workers.models.loop import cosine_lr
+
+    rates = [cosine_lr(1e-2, 0.05, e, 5) for e in range(1, 6)]
+    assert rates[0] == 1e-2 and abs(rates[-1] - 5e-4) < 1e-12
+    assert all(a > b for a, b in itertools.pairwise(rates))
+    assert cosine_lr(3e-3, 1.0, 4, 9) == 3e-3

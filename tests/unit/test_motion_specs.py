@@ -43,7 +43,7 @@ def test_the_actions_are_the_data_sets() -> None:
 def test_motion_and_strokes_train_specs() -> None:
     spec = parse_spec({"kind": "train", "model": "motion", "dataset": "motion", "clips": 3})
     assert isinstance(spec, TrainSpec)
-    assert spec.hidden == 128 and spec.epochs == 40
+    assert spec.hidden == 128 and spec.epochs == 150
     assert dataset_options(spec.model_dump()) == {"clips": 3}
     strokes = parse_spec({"kind": "train", "model": "strokes", "dataset": "strokes",
                           "charset": "A-C"})  # fmt: skip

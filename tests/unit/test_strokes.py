@@ -138,6 +138,26 @@ def test_tiny_training_lowers_the_loss_and_sampling_is_deterministic() -> None:
     np.testing.assert_array_equal(a, b)
 
 
+def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights() -> None:
+    from workers.models.vae import TrainingStopped, TrainState
+
+    torch.set_num_threads(1)
+    strokes = build(["futural", "rowmans"], ["futural", "rowmans"], list("LIT"), ["futural"])
+    cfg = StrokesConfig(num_classes=3, hidden=8, mixtures=2, embed=4, max_len=40)
+    kw = {"epochs": 3, "batch_size": 4, "lr": 1e-2, "seed": 2, "lr_floor": 0.1}
+    full, full_history, _ = train_strokes(strokes, cfg, **kw)  # type: ignore[arg-type]
+    states: list[TrainState] = []
+    with pytest.raises(TrainingStopped):
+        train_strokes(strokes, cfg, **kw, on_checkpoint=states.append,  # type: ignore[arg-type]
+                      should_stop=lambda: len(states) >= 1)  # fmt: skip
+    resumed, history, _ = train_strokes(strokes, cfg, **kw, resume_state=states[0])  # type: ignore[arg-type]
+    assert history == full_history
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="seed"):
+        train_strokes(strokes, cfg, **{**kw, "seed": 3}, resume_state=states[0])  # type: ignore[arg-type]
+
+
 def test_the_control_plane_knows_the_family_with_the_same_defaults() -> None:
     from farm.families import BUILTIN
     from workers.models import get_family

@@ -10,7 +10,6 @@ no dependency on ``farm``.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,14 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workers.models.loop import EpochRun
 from workers.models.vae import (
-    TrainingStopped,
     TrainState,
-    check_resume,
-    load_module_tensors,
-    load_optimizer_tensors,
-    module_tensors,
-    optimizer_tensors,
 )
 
 # Found with bench/model_quality.py (docs/models.md).
@@ -154,39 +148,23 @@ def train_lstm(
     gen = torch.Generator().manual_seed(seed)
     data = latent_sequences.to(dev, dtype=torch.float32)
     n = data.shape[0]
-    history: list[dict[str, float]] = []
-    first = 1
-    if resume_state is not None:
-        check_resume(resume_state, "lstm", cfg.to_dict(), seed)
-        load_module_tensors("model", model, resume_state.tensors)
-        load_optimizer_tensors("opt", opt, resume_state.tensors)
-        gen.set_state(resume_state.tensors["rng.gen"])
-        history = [dict(r) for r in resume_state.counters["history"]]
-        first = int(resume_state.counters["epoch"]) + 1
-
-    def capture(epoch: int) -> TrainState:
-        tensors = {
-            **module_tensors("model", model),
-            **optimizer_tensors("opt", opt),
-            "rng.gen": gen.get_state(),
-        }
-        counters = {
-            "family": "lstm",
-            "config": cfg.to_dict(),
-            "seed": seed,
-            "epoch": epoch,
-            "history": history,
-        }
-        return TrainState(tensors=tensors, counters=json.loads(json.dumps(counters)))
-
-    model.train()
-    epoch = first - 1
-    for epoch in range(first, epochs + 1):
+    run = EpochRun(
+        "lstm",
+        cfg.to_dict(),
+        seed,
+        model,
+        opt,
+        gen,
+        resume_state,
+        should_stop=should_stop,
+        on_epoch=on_progress,
+        on_checkpoint=on_checkpoint,
+    )
+    for epoch in run.epochs(epochs):
         perm = torch.randperm(n, generator=gen).to(dev)
         sums = {"loss": 0.0, "mse": 0.0, "nll": 0.0}
         for start in range(0, n, batch_size):
-            if should_stop is not None and should_stop():
-                raise TrainingStopped(f"training stopped during epoch {epoch}")
+            run.check_stop(epoch)
             seq = data[perm[start : start + batch_size]]  # (B, T, D)
             mean, logvar, _ = model(seq[:, :-1])
             loss, mse, nll = lstm_loss(mean, logvar, seq[:, 1:])
@@ -202,16 +180,9 @@ def train_lstm(
             sums["loss"] += loss.item() * b
             sums["mse"] += mse.item() * b
             sums["nll"] += nll.item() * b
-        record = {"epoch": float(epoch), **{k: v / n for k, v in sums.items()}}
-        history.append(record)
-        if on_progress is not None:
-            on_progress(epoch, record)
-        if on_checkpoint is not None:
-            on_checkpoint(capture(epoch))
-    if should_stop is not None and should_stop():
-        raise TrainingStopped("training stopped after the last epoch")
-    model.eval()
-    return model, history, capture(max(epoch, epochs))
+        run.end_epoch(epoch, sums, n)
+    state = run.finish(epochs)
+    return model, run.history, state
 
 
 def _free_run(model: LatentLSTM, seq: torch.Tensor, warmup: int) -> torch.Tensor:

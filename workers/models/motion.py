@@ -17,7 +17,6 @@ every later frame follows the prediction, so any chunk of a render can replay it
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -36,24 +35,20 @@ from workers.datasets.motion import (
     forward_kinematics,
     place_root,
 )
+from workers.models.loop import EpochRun
 from workers.models.vae import (
-    TrainingStopped,
     TrainState,
-    check_resume,
-    load_module_tensors,
-    load_optimizer_tensors,
-    module_tensors,
-    optimizer_tensors,
 )
 
-# The default configuration trains in about a minute on 2 CPU cores (docs/models.md).
+# The default configuration trains in about a minute on an idle CPU core (docs/models.md).
 DEFAULTS: dict[str, Any] = {
-    "epochs": 40,
+    "epochs": 150,
     "batch_size": 32,
     "lr": 3e-3,
     "hidden": 128,
     "closed_loop": 1.0,
     "noise": 0.05,
+    "lr_floor": 0.05,
 }
 FEATURES = len(JOINTS) + 2
 
@@ -72,12 +67,15 @@ class MotionConfig:
     layers: int = 1
     # Real starting frames kept per action for rollouts to start from (picked by seed).
     starts: int = 8
+    # The action weights also reach the output layer, which scales each feature's change by
+    # a learned gain per action: without it a wave's legs inherit the walk's small swing.
+    action_head: bool = True
 
     def __post_init__(self) -> None:
         if min(self.num_actions, self.features, self.hidden, self.layers, self.starts) < 1:
             raise ValueError("num_actions, features, hidden, layers and starts must be >= 1")
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
 
@@ -97,9 +95,12 @@ class MotionRNN(nn.Module):
         self.cfg = cfg
         self.gru = nn.GRU(cfg.features + cfg.num_actions + 2, cfg.hidden, cfg.layers,
                           batch_first=True)  # fmt: skip
-        self.head = nn.Linear(cfg.hidden, cfg.features + 1)
+        extra = cfg.num_actions if cfg.action_head else 0
+        self.head = nn.Linear(cfg.hidden + extra, cfg.features + 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if cfg.action_head:
+            self.gain = nn.Parameter(torch.ones(cfg.num_actions, cfg.features + 1))
         self.register_buffer("mean", torch.zeros(cfg.features))
         self.register_buffer("std", torch.ones(cfg.features))
         self.register_buffer("dphase", torch.ones(()))
@@ -118,7 +119,10 @@ class MotionRNN(nn.Module):
         inp = torch.cat([x, weights, torch.sin(phase)[..., None], torch.cos(phase)[..., None]],
                         dim=-1)  # fmt: skip
         h, state = self.gru(inp, state)  # (B, T, H)
-        out = self.head(h)  # (B, T, F + 1)
+        if self.cfg.action_head:
+            out = self.head(torch.cat([h, weights], dim=-1)) * (weights @ self.gain)
+        else:
+            out = self.head(h)  # (B, T, F + 1)
         return x + out[..., :-1], phase + self.dphase * (1.0 + out[..., -1]), state
 
 
@@ -201,6 +205,7 @@ def train_motion(
     warmup: int = 4,
     window: int = 24,
     clip: float = 1.0,
+    lr_floor: float = 1.0,
 ) -> tuple[MotionRNN, list[dict[str, float]], TrainState]:
     """Train on ``clips``; returns ``(model in eval mode, per-epoch history, state)``.
 
@@ -210,6 +215,8 @@ def train_motion(
     polled before every batch and raises :class:`TrainingStopped`. Each batch trains on a
     random ``window`` of frames of each clip: the free run costs one step per frame, and
     short windows at random offsets see every part of the cycles at a fraction of the cost.
+    The learning rate follows a cosine from ``lr`` down to ``lr_floor * lr`` over the epochs
+    (a function of the epoch, so a resumed run keeps it); ``lr_floor=1`` keeps it constant.
     """
     if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
         raise ValueError("epochs and batch_size must be >= 1 and lr must be positive")
@@ -231,31 +238,23 @@ def train_motion(
     onehot = F.one_hot(torch.from_numpy(clips.actions), cfg.num_actions).float().to(dev)
     weights = onehot[:, None, :].expand(-1, x.shape[1], -1)  # (N, T, A)
     n = x.shape[0]
-    history: list[dict[str, float]] = []
-    first = 1
-    if resume_state is not None:
-        check_resume(resume_state, "motion", cfg.to_dict(), seed)
-        load_module_tensors("model", model, resume_state.tensors)
-        load_optimizer_tensors("opt", opt, resume_state.tensors)
-        gen.set_state(resume_state.tensors["rng.gen"])
-        history = [dict(r) for r in resume_state.counters["history"]]
-        first = int(resume_state.counters["epoch"]) + 1
-
-    def capture(epoch: int) -> TrainState:
-        tensors = {**module_tensors("model", model), **optimizer_tensors("opt", opt),
-                   "rng.gen": gen.get_state()}  # fmt: skip
-        counters = {"family": "motion", "config": cfg.to_dict(), "seed": seed,
-                    "epoch": epoch, "history": history}  # fmt: skip
-        return TrainState(tensors=tensors, counters=json.loads(json.dumps(counters)))
-
-    model.train()
-    epoch = first - 1
-    for epoch in range(first, epochs + 1):
+    run = EpochRun(
+        "motion",
+        cfg.to_dict(),
+        seed,
+        model,
+        opt,
+        gen,
+        resume_state,
+        should_stop=should_stop,
+        on_epoch=on_epoch,
+        on_checkpoint=on_checkpoint,
+    )
+    for epoch in run.epochs(epochs, lr, lr_floor):
         perm = torch.randperm(n, generator=gen).to(dev)
         sums: dict[str, float] = {}
         for start in range(0, n, batch_size):
-            if should_stop is not None and should_stop():
-                raise TrainingStopped(f"training stopped during epoch {epoch}")
+            run.check_stop(epoch)
             idx = perm[start : start + batch_size]
             off = torch.randint(x.shape[1] - window + 1, (len(idx), 1), generator=gen)
             rows, cols = idx[:, None], (off + torch.arange(window)).to(dev)  # (B, W)
@@ -268,16 +267,9 @@ def train_motion(
             opt.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
-        record = {"epoch": float(epoch), **{k: v / n for k, v in sums.items()}}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(epoch, record)
-        if on_checkpoint is not None:
-            on_checkpoint(capture(epoch))
-    if should_stop is not None and should_stop():
-        raise TrainingStopped("training stopped after the last epoch")
-    model.eval()
-    return model, history, capture(max(epoch, epochs))
+        run.end_epoch(epoch, sums, n)
+    state = run.finish(epochs)
+    return model, run.history, state
 
 
 Schedule = Sequence[tuple[str | int, int]]

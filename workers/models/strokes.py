@@ -12,7 +12,6 @@ same glyph.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,24 +23,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.datasets.strokes import StrokeSet
+from workers.models.loop import EpochRun
 from workers.models.vae import (
-    TrainingStopped,
     TrainState,
-    check_resume,
-    load_module_tensors,
-    load_optimizer_tensors,
-    module_tensors,
-    optimizer_tensors,
 )
 
-# The default configuration trains in a few minutes on 2 CPU cores (docs/models.md).
+# The default configuration trains in about ten minutes on one busy CPU core (docs/models.md):
+# sketch-RNN wants thousands of steps, so the width is halved to afford them.
 DEFAULTS: dict[str, Any] = {
-    "epochs": 30,
+    "epochs": 60,
     "batch_size": 64,
-    "lr": 2e-3,
-    "hidden": 256,
-    "mixtures": 20,
+    "lr": 3e-3,
+    "hidden": 128,
+    "mixtures": 10,
     "augment": 0.15,
+    "lr_floor": 0.05,
 }
 
 
@@ -51,9 +47,9 @@ class StrokesConfig:
 
     # Characters (the data set's charset, in order).
     num_classes: int = 62
-    # LSTM width; sketch-RNN's small public config uses 256.
+    # LSTM width; sketch-RNN's small public config uses 256, the farm's default job 128.
     hidden: int = 256
-    # Gaussians in the offset mixture (sketch-RNN: 20).
+    # Gaussians in the offset mixture (sketch-RNN: 20; the farm's default job 10).
     mixtures: int = 20
     # Character embedding size.
     embed: int = 32
@@ -216,11 +212,17 @@ def sample_pen(
 
 
 def sample(
-    model: StrokeDecoder, label: int | torch.Tensor, seed: int, temperature: float = 0.4
+    model: StrokeDecoder,
+    label: int | torch.Tensor,
+    seed: int,
+    temperature: float = 0.4,
+    pen_temperature: float = 1.0,
 ) -> np.ndarray:
     """One glyph as stroke-3 rows ``(L, 3)`` (normalised units), the same for a seed on one
     device. ``label`` is a class index or class weights ``(C,)``; sketch-RNN's usual
-    temperatures are 0.1-0.5 (lower: neater, less varied)."""
+    temperatures are 0.1-0.5 (lower: neater, less varied). The pen state has its own
+    temperature: sharpened like the offsets, the end state (one row in a glyph's forty)
+    never wins, and every glyph runs to ``max_len`` in loops."""
     gen = torch.Generator().manual_seed(seed)
     lab = (label.float()[None] if isinstance(label, torch.Tensor)
            else torch.tensor([int(label)]))  # fmt: skip
@@ -234,7 +236,7 @@ def sample(
             step = Mixture(mix.logit_pi[:, 0], mix.mu[:, 0], mix.log_sigma[:, 0],
                            mix.rho[:, 0], mix.pen[:, 0])  # fmt: skip
             xy = sample_mixture(step, gen, temperature)[0]
-            pen = int(sample_pen(step.pen, gen, temperature)[0])
+            pen = int(sample_pen(step.pen, gen, pen_temperature)[0])
             if pen == 2:
                 break
             rows.append([float(xy[0]), float(xy[1]), float(pen)])
@@ -269,11 +271,14 @@ def train_strokes(
     on_checkpoint: Callable[[TrainState], None] | None = None,
     augment: float = 0.15,
     clip: float = 1.0,
+    lr_floor: float = 1.0,
 ) -> tuple[StrokeDecoder, list[dict[str, float]], TrainState]:
     """Teacher-forced training on ``strokes``; returns ``(model in eval mode, per-epoch
     history, state)``, resumable like the other trainers (batches, augmentation and
     shuffling all come from one CPU generator stored in the state). ``augment`` scales each
-    glyph's x and y by independent factors in ``1 +- augment`` (sketch-RNN's random scale)."""
+    glyph's x and y by independent factors in ``1 +- augment`` (sketch-RNN's random scale).
+    The learning rate falls along a cosine from ``lr`` to ``lr_floor * lr`` over the epochs
+    (:func:`workers.models.loop.cosine_lr`)."""
     if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
         raise ValueError("epochs and batch_size must be >= 1 and lr must be positive")
     if len(strokes.classes) != cfg.num_classes:
@@ -287,30 +292,22 @@ def train_strokes(
     target = to_stroke5(torch.from_numpy(strokes.strokes), lengths)  # (N, L + 1, 5)
     labels = torch.from_numpy(strokes.labels)
     n = len(lengths)
-    history: list[dict[str, float]] = []
-    first = 1
-    if resume_state is not None:
-        check_resume(resume_state, "strokes", cfg.to_dict(), seed)
-        load_module_tensors("model", model, resume_state.tensors)
-        load_optimizer_tensors("opt", opt, resume_state.tensors)
-        gen.set_state(resume_state.tensors["rng.gen"])
-        history = [dict(r) for r in resume_state.counters["history"]]
-        first = int(resume_state.counters["epoch"]) + 1
-
-    def capture(epoch: int) -> TrainState:
-        tensors = {**module_tensors("model", model), **optimizer_tensors("opt", opt),
-                   "rng.gen": gen.get_state()}  # fmt: skip
-        counters = {"family": "strokes", "config": cfg.to_dict(), "seed": seed,
-                    "epoch": epoch, "history": history}  # fmt: skip
-        return TrainState(tensors=tensors, counters=json.loads(json.dumps(counters)))
-
-    model.train()
-    epoch = first - 1
-    for epoch in range(first, epochs + 1):
+    run = EpochRun(
+        "strokes",
+        cfg.to_dict(),
+        seed,
+        model,
+        opt,
+        gen,
+        resume_state,
+        should_stop=should_stop,
+        on_epoch=on_epoch,
+        on_checkpoint=on_checkpoint,
+    )
+    for epoch in run.epochs(epochs, lr, lr_floor):
         sums = {"loss": 0.0, "offsets": 0.0, "pen": 0.0}
         for idx in _batches(lengths, batch_size, gen):
-            if should_stop is not None and should_stop():
-                raise TrainingStopped(f"training stopped during epoch {epoch}")
+            run.check_stop(epoch)
             longest = int(lengths[idx].max()) + 1
             tgt = target[idx, :longest].clone()  # (B, T, 5)
             tgt[..., :2] *= 1 + augment * (2 * torch.rand(len(idx), 1, 2, generator=gen) - 1)
@@ -324,16 +321,9 @@ def train_strokes(
             opt.step()
             for k, v in (("loss", loss), ("offsets", offsets), ("pen", pen)):
                 sums[k] += v.item() * len(idx)
-        record = {"epoch": float(epoch), **{k: v / n for k, v in sums.items()}}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(epoch, record)
-        if on_checkpoint is not None:
-            on_checkpoint(capture(epoch))
-    if should_stop is not None and should_stop():
-        raise TrainingStopped("training stopped after the last epoch")
-    model.eval()
-    return model, history, capture(max(epoch, epochs))
+        run.end_epoch(epoch, sums, n)
+    state = run.finish(epochs)
+    return model, run.history, state
 
 
 def evaluate_nll(model: StrokeDecoder, strokes: StrokeSet, batch_size: int = 128) -> float:

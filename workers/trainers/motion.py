@@ -50,6 +50,7 @@ def train(job: TrainJob) -> Trained:
         on_checkpoint=on_checkpoint,
         closed_loop=float(MOTION_DEFAULTS["closed_loop"]),
         noise=float(MOTION_DEFAULTS["noise"]),
+        lr_floor=float(MOTION_DEFAULTS["lr_floor"]),
     )
     meta = {
         "config": cfg.to_dict(),
@@ -57,6 +58,8 @@ def train(job: TrainJob) -> Trained:
         "epoch": epochs,
         "resumed_from_epoch": resumed_from,
         "classes": list(ACTIONS),
+        # The actions with clips: a render of any other is refused at submission.
+        "trained_classes": [a for i, a in enumerate(ACTIONS) if (clips.actions == i).any()],
         "joints": list(JOINTS),
         "fps": float(clips.fps),
         "clips": len(clips),

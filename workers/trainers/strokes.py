@@ -52,6 +52,7 @@ def train(job: TrainJob) -> Trained:
         resume_state=resume,
         on_checkpoint=on_checkpoint,
         augment=float(STROKES_DEFAULTS["augment"]),
+        lr_floor=float(STROKES_DEFAULTS["lr_floor"]),
     )
     meta = {
         "config": cfg.to_dict(),
