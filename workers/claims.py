@@ -375,7 +375,10 @@ def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -
                     },
                 )
             )
-        following = _chain(session, ctx) if chain else None
+        # A finished stage leaves no task of the same stage to chain; a later one's would be
+        # ready in a queue it opened.
+        futile = done.stage_done and ctx.queue not in done.opened
+        following = _chain(session, ctx) if chain and not futile else None
         dispatch = done.opened
         if following is None and next_stage and done.opened:
             following = _next_stage(session, ctx, done.opened)
