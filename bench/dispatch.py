@@ -10,7 +10,7 @@ One run, one Redis broker, two worker processes each side (prefork, concurrency 
   itself, ``2 * workers + FARM_DISPATCH_AHEAD``: a round trip comparable with the farm's,
   which otherwise would be mostly time spent waiting behind the burst).
 - **farm**: ``--jobs`` jobs sharing N ``render_chunk`` tasks inserted into the farm's tables in one
-  transaction, then ``farm.dispatch.dispatch_ready`` as submission does. The two workers are
+  transaction, then ``farm.dispatch.dispatch_ready`` (a submission's pass). The two workers are
   real farm workers (``workers.main.run_worker``) in which only ``workers.runner.stage_for``
   is replaced by a no-op stage returning ``Result()``; the dispatch window, claim, heartbeat
   thread, completion, job-state derivation, events and dispatch after each task are the real
@@ -288,7 +288,7 @@ def run_farm(
     from farm.dispatch import dispatch_ready
 
     job_ids, t0 = insert_jobs(settings, queue, n, jobs, label, projects)
-    dispatch_ready(settings, celery)  # what submission does after its commit
+    dispatch_ready(settings, celery)  # the pass submission runs in its transaction
     finished = text(
         "SELECT count(*) FROM tasks WHERE job_id = ANY(:j) AND state IN ('succeeded', 'failed')"
     )

@@ -13,10 +13,11 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, TextClause, func, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from farm import webhooks
 from farm.errors import InvalidTransition
-from farm.models import Event, Job, JobDependency, Task
+from farm.models import Job, JobDependency, Task
 from farm.states import FINISHED_JOB, JobState, TaskState, can_transition, derive_job_state
 
 TASKS = cast(Table, Task.__table__)
@@ -30,6 +31,9 @@ class Transitioned:
     # Queues where tasks became ready (a stage finished, or a job others wait for succeeded):
     # worth a dispatch pass once the transaction commits.
     opened: frozenset[str] = frozenset()
+    # The change finished its task's stage (every task through it succeeded): no task of
+    # that stage or an earlier one is left to run.
+    stage_done: bool = False
 
 
 _NOW = func.now()  # task_fields' ``when`` in statements rendered as SQL text
@@ -171,51 +175,70 @@ def settle(session: Session, job_id: int, dst: TaskState, row: Any) -> Transitio
     counts = {state: fields[counter] for state, counter in zip(TaskState, _COUNTERS, strict=True)}
     stage, stage_end, when = fields["stage"], fields["stage_end"], fields["at"]
     opened: set[str] = set()
-    if dst is TaskState.SUCCEEDED and counts[TaskState.SUCCEEDED] == stage_end:
+    stage_done = dst is TaskState.SUCCEEDED and counts[TaskState.SUCCEEDED] == stage_end
+    # The job's last stage (every task is through it) has no later stage to open.
+    if stage_done and sum(counts.values()) > stage_end:
         later = select(func.min(TASKS.c.stage)).where(
             TASKS.c.job_id == job_id, TASKS.c.stage > stage
         )
         opened |= _mark_ready(session, job_id, later)
     old, new = JobState(fields["state"]), derive_job_state(s for s, n in counts.items() if n > 0)
     if new is not old:
-        _set_job_state(session, job_id, new, when)
+        dependents = _set_job_state(session, job_id, old, new, when)
         if new is JobState.SUCCEEDED:
-            opened |= _release_dependents(session, job_id)
-    return Transitioned(new, frozenset(opened))
+            opened |= _release_dependents(session, dependents)
+    return Transitioned(new, frozenset(opened), stage_done)
 
 
-def _set_job_state(session: Session, job_id: int, new: JobState, when: datetime) -> None:
-    # The caller holds the job's row lock; re-read it, as this session may hold an older copy.
-    job = session.get(Job, job_id, populate_existing=True)
-    assert job is not None
-    if new is JobState.RUNNING and job.started_at is None:
-        job.started_at = when
-    job.finished_at = when if new in FINISHED_JOB else None
-    if new is JobState.FAILED:
-        job.error = session.execute(
-            select(Task.error)
-            .where(Task.job_id == job_id, Task.state == TaskState.FAILED)
-            .order_by(Task.id)
-            .limit(1)
-        ).scalar_one_or_none()
-    elif new is not JobState.CANCELED:
-        job.error = None
-    session.add(Event(job_id=job_id, at=when, from_state=job.state.value, to_state=new.value))
-    job.state = new
-    webhooks.enqueue(session, job, new, when)
-    session.flush()
+# The job's new state, its event, and what its webhook and dependents need, in one statement
+# (the caller holds the job's row lock). A failed job's error is its first failed task's.
+_SET_JOB_STATE = text(
+    "WITH p AS (SELECT CAST(:job AS bigint) AS job, CAST(:old AS text) AS old,"
+    " CAST(:new AS text) AS new, CAST(:at AS timestamptz) AS at),"
+    " j AS (UPDATE jobs SET state = p.new,"
+    " started_at = CASE WHEN p.new = 'running' AND started_at IS NULL THEN p.at"
+    " ELSE started_at END,"
+    " finished_at = CASE WHEN p.new IN ("
+    + ", ".join(sorted(f"'{state.value}'" for state in FINISHED_JOB))
+    + ") THEN p.at END,"
+    " error = CASE WHEN p.new = 'failed' THEN (SELECT t.error FROM tasks t WHERE t.job_id = p.job"
+    " AND t.state = 'failed' ORDER BY t.id LIMIT 1) WHEN p.new = 'canceled' THEN error END"
+    " FROM p WHERE id = p.job RETURNING id, name, kind, error, webhook_url, webhook_events),"
+    " ev AS (INSERT INTO events (job_id, at, from_state, to_state)"
+    " SELECT j.id, p.at, p.old, p.new FROM j, p)"
+    " SELECT j.*, CASE WHEN p.new = 'succeeded' THEN ARRAY(SELECT d.job_id"
+    " FROM job_dependencies d WHERE d.depends_on_id = j.id ORDER BY d.job_id) END AS dependents"
+    " FROM j, p"
+)
 
 
-def _release_dependents(session: Session, job_id: int) -> set[str]:
+def _set_job_state(
+    session: Session, job_id: int, old: JobState, new: JobState, when: datetime
+) -> list[int]:
+    """Write the job's new state; returns its dependents when it succeeded."""
+    session.flush()  # what the session holds goes first; its copy of the job is then stale
+    row = (
+        session.connection()
+        .execute(
+            _SET_JOB_STATE,
+            {"job": job_id, "old": old.value, "new": new.value, "at": when},
+        )
+        .one()
+    )
+    held = session.identity_map.get(identity_key(Job, job_id))
+    if held is not None:
+        session.expire(held)
+    webhooks.enqueue(session, row, new, when)
+    return list(row.dependents or ())
+
+
+def _release_dependents(session: Session, dependents: list[int]) -> set[str]:
     """The job succeeded: open the first stage of each job that now has all it waits for.
 
     Each dependent's row is locked first, so two of its dependencies succeeding at once are
     ordered and the later one sees the earlier.
     """
     conn = session.connection()
-    dependents = conn.execute(
-        select(JobDependency.job_id).where(JobDependency.depends_on_id == job_id)
-    ).scalars()
     queues: set[str] = set()
     for dependent in sorted(set(dependents)):
         conn.execute(

@@ -2,8 +2,10 @@
 tasks, then send.
 
 A submission (one job, or a whole batch of them) is committed in one transaction before any
-message is sent: every job of a batch, or none. Sending is the dispatcher's job, which a
-crash between the two cannot skip (the sweeper sends whatever is ready and unsent).
+message is sent: every job of a batch, or none. The same transaction marks what the queues'
+windows have room for (the dispatcher's :func:`farm.dispatch.take`, as a claim does), sent
+once it commits; a crash between the two leaves marked tasks that the sweeper's check for
+lost messages sends again.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from farm.audit import Actor, record_many
+from farm.broker import HEALTH
 from farm.config import Settings
 from farm.db import session_scope
-from farm.dispatch import dispatch_ready
+from farm.dispatch import Outgoing, ready_queues, send_all, take
 from farm.errors import BrokerUnusable, FarmError, SpecError
 from farm.models import Event, Job, JobDependency, Task
 from farm.planner import plan, stage_ends
@@ -127,18 +130,30 @@ def submit_many(
     this transaction's insert fail as a whole; it is then run once more, and sees that job
     as existing."""
     for attempt in (1, 2):
+        outgoing: list[Outgoing] = []
         try:
             with session_scope(settings) as session:
                 made = record(session, settings, submissions, submitter=submitter, actor=actor)
+                if (
+                    celery is not None
+                    and any(m.created for m in made)
+                    and HEALTH.may_send(str(settings.broker_url))
+                ):
+                    outgoing = take(
+                        session,
+                        ready_queues(session),
+                        settings.dispatch_ahead,
+                        fair=settings.fair_share,
+                    )
             break
         except IntegrityError:
             if attempt == 2 or all(s.idempotency_key is None for s in submissions):
                 raise
             log.info("an idempotency key was taken meanwhile; recording the batch again")
     created = [m.job_id for m in made if m.created]
-    if celery is not None and created:
+    if celery is not None and outgoing:
         try:
-            dispatch_ready(settings, celery)
+            send_all(settings, celery, outgoing)
         except BrokerUnusable as e:  # recorded, but nothing will send it until this is fixed
             raise e.for_job(created[0]) from e.__cause__
         except Exception as e:  # the jobs are recorded; the sweeper sends them later

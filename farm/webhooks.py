@@ -17,7 +17,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import func, select
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from farm.config import Settings
 from farm.db import session_scope
-from farm.models import Job, WebhookDelivery
+from farm.models import WebhookDelivery
 from farm.states import JobState
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,19 @@ def give_up(created_at: datetime, now: datetime, window_s: float) -> bool:
     return (now - created_at).total_seconds() >= window_s
 
 
-def enqueue(session: Session, job: Job, state: JobState, when: datetime) -> None:
+class JobFacts(Protocol):
+    """What a delivery needs of its job: a :class:`~farm.models.Job`, or the row the state
+    machine's update returned."""
+
+    id: int
+    name: str
+    kind: str
+    error: str | None
+    webhook_url: str | None
+    webhook_events: list[str]
+
+
+def enqueue(session: Session, job: JobFacts, state: JobState, when: datetime) -> None:
     """Called by the state machine when a job's state changes."""
     event = EVENT_FOR_STATE.get(state)
     if event is None or not job.webhook_url or event not in job.webhook_events:

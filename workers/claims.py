@@ -379,13 +379,8 @@ def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -
             )
             return Completion(False)
         conn = session.connection()
-        if result.supersedes:
-            conn.execute(
-                delete(ARTIFACTS).where(
-                    ARTIFACTS.c.job_id == ctx.job_id, ARTIFACTS.c.kind.in_(result.supersedes)
-                )
-            )
-        # One statement for all of them (a path named twice: its last output counts).
+        # One statement for all of them (a path named twice: its last output counts), which
+        # also drops the kinds the result supersedes (but for its own paths, upserted).
         rows = {
             str(out.path): {
                 "job_id": ctx.job_id,
@@ -398,22 +393,31 @@ def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -
             }
             for out in result.outputs
         }
+        gone = delete(ARTIFACTS).where(
+            ARTIFACTS.c.job_id == ctx.job_id,
+            ARTIFACTS.c.kind.in_(result.supersedes),
+            ARTIFACTS.c.path.not_in(list(rows)),
+        )
         if rows:
             stmt = insert(ARTIFACTS).values(list(rows.values()))
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["job_id", "path"],
-                    set_={
-                        "task_id": stmt.excluded.task_id,
-                        "kind": stmt.excluded.kind,
-                        "size": stmt.excluded.size,
-                        "sha256": stmt.excluded.sha256,
-                        "meta": stmt.excluded.meta,
-                        "created_at": func.now(),
-                    },
-                )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["job_id", "path"],
+                set_={
+                    "task_id": stmt.excluded.task_id,
+                    "kind": stmt.excluded.kind,
+                    "size": stmt.excluded.size,
+                    "sha256": stmt.excluded.sha256,
+                    "meta": stmt.excluded.meta,
+                    "created_at": func.now(),
+                },
             )
-        following = _chain(session, ctx) if chain else None
+            conn.execute(stmt.add_cte(gone.cte("gone")) if result.supersedes else stmt)
+        elif result.supersedes:
+            conn.execute(gone)
+        # A finished stage leaves no task of the same stage to chain; a later one's would be
+        # ready in a queue it opened.
+        futile = done.stage_done and ctx.queue not in done.opened
+        following = _chain(session, ctx) if chain and not futile else None
         dispatch = done.opened
         if following is None and next_stage and done.opened:
             following = _next_stage(session, ctx, done.opened)

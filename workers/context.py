@@ -72,7 +72,9 @@ class TaskContext:
     # Where the stage's own lines go (the attempt's log, :mod:`workers.tasklog`), beside
     # the progress row: set by the runner for the attempt, None outside one.
     log_line: Callable[[str], None] | None = None
-    _last_progress: float = 0.0
+    # A task's first progress is written a ``min_interval_s`` after it starts, like the next
+    # ones: a short task writes none (its outcome says it all).
+    _last_progress: float = field(default_factory=time.monotonic)
     # The fair share let this delivery's chain go on (farm.dispatch.chain_share), decided
     # once a delivery: its chain lasts FARM_CHAIN_S at most, so the decision is that fresh;
     # the projects it saw, so that one arriving since ends the chain. None: not decided.

@@ -32,7 +32,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        picture.save(tmp, format="PNG", compress_level=6)
+        picture.save(tmp, format="PNG", compress_level=1)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ from farm.states import TaskKind
 from farm.timeouts import Timeouts, effective
 from workers.claims import Completion, claim, complete, fail, stopped, with_db_retry
 from workers.context import PermanentError, Result, TaskContext
-from workers.tasklog import capture
+from workers.tasklog import capture, wait_flushed
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -200,14 +200,17 @@ def _attempt(
         stopped(ctx)
     except TooFast as e:
         log.error("task %s attempt %s: %s", task_id, ctx.attempt, e)
+        wait_flushed()
         fail(ctx, str(e))
     except Exception as e:
         # A permanent failure names what caused it (CheckpointError, DatasetError, ...).
         shown = e.__cause__ if isinstance(e, PermanentError) and e.__cause__ else e
         detail = "".join(traceback.format_exception_only(type(shown), shown)).strip()
         log.exception("task %s attempt %s failed", task_id, ctx.attempt)
+        wait_flushed()
         fail(ctx, detail[-4000:], permanent=isinstance(e, PermanentError))
     else:
+        wait_flushed()  # the previous task's log is stored before this outcome is
         done = complete(
             ctx,
             result,

@@ -6,10 +6,16 @@ this task: the harness, the stage, its progress lines, ffmpeg's stderr carried b
 ``EncodeError``, the traceback of a failure). A flusher thread writes the buffer about every
 ``flush_s`` while it has changed, and once more when the attempt ends, so a worker killed
 mid-task leaves its log as of its last second.
+
+That last flush is the flusher's, after the attempt: the worker goes on with a chained task
+(the job's assembly) while it is written, instead of waiting for the write. The next task's
+outcome is recorded only once it is stored (:func:`wait_flushed`), so a job is never seen
+finished before the logs of the tasks its worker ran before its last one.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -62,6 +68,7 @@ class TaskLogger(threading.Thread):
     def run(self) -> None:
         while not self.stop_event.wait(FLUSH_S):
             self.flush(done=False)
+        self.flush(done=True)
 
     def flush(self, *, done: bool) -> None:
         buf = self.handler.buf
@@ -88,11 +95,28 @@ class TaskLogger(threading.Thread):
         self.flush_s_total += time.perf_counter() - t0
 
 
+# The last attempt's logger, while its last flush may still be under way.
+_pending: TaskLogger | None = None
+
+
+def wait_flushed(timeout_s: float = 5.0) -> None:
+    """Wait until the previous attempt's last flush is written (at once if it is)."""
+    global _pending
+    if _pending is not None:
+        _pending.join(timeout=timeout_s)
+        _pending = None
+
+
+atexit.register(wait_flushed)
+
+
 @contextmanager
 def capture(
     settings: Settings, task_id: int, attempt: int, worker: str, buf: LogBuffer | None = None
 ) -> Iterator[TaskLogger]:
-    """Capture the farm's log records into the attempt's log while the block runs."""
+    """Capture the farm's log records into the attempt's log while the block runs; its last
+    flush is written after the block, by the flusher (:func:`wait_flushed`)."""
+    global _pending
     tl = TaskLogger(settings, task_id, attempt, worker, buf or LogBuffer())
     loggers = [logging.getLogger(n) for n in CAPTURED]
     levels = [lg.level for lg in loggers]
@@ -104,9 +128,9 @@ def capture(
     try:
         yield tl
     finally:
-        tl.stop_event.set()
-        tl.join(timeout=5)
         for lg, level in zip(loggers, levels, strict=True):
             lg.removeHandler(tl.handler)
             lg.setLevel(level)
-        tl.flush(done=True)
+        wait_flushed()  # at most one attempt's last flush outstanding
+        tl.stop_event.set()  # the flusher writes the last flush and ends
+        _pending = tl

@@ -15,12 +15,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import text
 
 from farm.db import session_scope
 from farm.frames import parse_frames
 from farm.inputs import OutsideInputRoots, confine_input
-from farm.models import Artifact, Task
 from farm.outputs import confine
 from farm.states import TaskKind
 from workers.context import Output, PermanentError, Result, TaskContext
@@ -59,26 +58,23 @@ def described(
     }
 
 
+# The job's chunk indexes, and its first segment's artifact (None without one), in one read.
+_READS = text(
+    "SELECT ARRAY(SELECT t.index FROM tasks t WHERE t.job_id = :job"
+    f" AND t.kind = '{TaskKind.RENDER_CHUNK.value}' ORDER BY t.index) AS indexes,"
+    " f.id, f.meta, f.size, f.sha256 FROM (SELECT 1) AS one"
+    " LEFT JOIN LATERAL (SELECT a.id, a.meta, a.size, a.sha256 FROM artifacts a"
+    " WHERE a.job_id = :job AND a.kind = 'segment' ORDER BY a.id LIMIT 1) AS f ON true"
+)
+
+
 def run(ctx: TaskContext) -> Result:
     spec, out_spec = ctx.spec, ctx.spec["output"]
     fmt = get_format(out_spec["format"])
     root = ctx.settings.output_root_abs()
-    with session_scope(ctx.settings) as s:
-        indexes = (
-            s.execute(
-                select(Task.index)
-                .where(Task.job_id == ctx.job_id, Task.kind == TaskKind.RENDER_CHUNK)
-                .order_by(Task.index)
-            )
-            .scalars()
-            .all()
-        )
-        first = s.execute(
-            select(Artifact.meta, Artifact.size, Artifact.sha256)
-            .where(Artifact.job_id == ctx.job_id, Artifact.kind == "segment")
-            .order_by(Artifact.id)
-            .limit(1)
-        ).first()
+    with session_scope(ctx.settings, ping=False) as s:
+        row = s.execute(_READS, {"job": ctx.job_id}).one()
+    indexes, first = row.indexes, (None if row.id is None else row)
     seg_meta = first.meta if first is not None else None
     segments = [segment_for(root, ctx.job_id, i, fmt.segment_suffix) for i in indexes]
     missing = [str(p) for p in segments if not p.exists()]
