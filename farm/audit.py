@@ -27,10 +27,10 @@ from farm.models import AuditLog
 
 Action = Literal[
     "submit", "cancel", "retry", "pause", "resume", "priority", "drain", "undrain",
-    "token_create", "token_revoke", "project_set", "limit_set",
+    "token_create", "token_revoke", "project_set", "limit_set", "purge",
 ]  # fmt: skip
 ACTIONS: tuple[str, ...] = get_args(Action)
-TargetKind = Literal["job", "worker", "token", "project", "limit"]
+TargetKind = Literal["job", "worker", "token", "project", "limit", "jobs"]
 
 # What a client may send as its X-Request-ID; anything else is replaced by a fresh id.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from farm.audit import Actor, record
 from farm.config import Settings
 from farm.db import session_scope
 from farm.formats import TemplateError, parse_template
@@ -271,6 +272,7 @@ def purge(
     max_batches: int | None = None,
     count_protected: bool = True,
     start: Cursor = START,
+    actor: Actor | None = None,
 ) -> PurgeReport:
     """Delete what finished before ``cutoff``, ``batch`` jobs a transaction (``max_batches``
     at most, from ``start``: the report's ``cursor`` says where it stopped); with ``dry_run``,
@@ -296,7 +298,12 @@ def purge(
     while cursor is not None and (max_batches is None or report.batches < max_batches):
         began_batch = time.monotonic()
         with session_scope(settings) as session:
+            before = report.jobs
             doomed, looked, cursor = _purge_batch(session, kept, cutoff, batch, cursor, report)
+            if report.jobs > before:  # the batch's audit row, in the batch's transaction
+                detail = {"jobs": report.jobs - before, "keep_artifacts": keep_artifacts}
+                record(session, actor, "purge", "jobs", f"finished before {cutoff.isoformat()}",
+                       detail)  # fmt: skip
         took = time.monotonic() - began_batch
         report.longest_transaction_s = max(report.longest_transaction_s, took)
         report.batches += looked

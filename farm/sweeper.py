@@ -17,6 +17,7 @@ from datetime import datetime
 from celery import Celery
 from sqlalchemy import func, select, text
 
+from farm.audit import Actor
 from farm.blocklist import record_failure
 from farm.broker import raise_if_unfixable
 from farm.config import Settings
@@ -160,7 +161,7 @@ def apply_retention(settings: Settings, now: datetime, scan: RetentionScan | Non
     try:
         report = purge(
             settings, cutoff, max_batches=RETENTION_BATCHES_PER_PASS, count_protected=False,
-            start=scan.cursor,
+            start=scan.cursor, actor=Actor("sweeper"),
         )  # fmt: skip
     except Exception:  # the next pass tries again; recovery must not wait on retention
         log.exception("sweep: retention purge failed")

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from farm.cli import app
 from farm.control import cancel
 from farm.metrics import render
-from farm.models import Artifact, Attempt, Event, Job, Task, TaskLog
+from farm.models import Artifact, Attempt, AuditLog, Event, Job, Task, TaskLog
 from farm.runtime import child_env
 from farm.sweeper import sweep_once
 from farm.usage import usage
@@ -170,6 +170,10 @@ def test_purge_deletes_old_finished_work_and_keeps_what_is_needed_and_the_bill(
     assert all(f.exists() for j in (kept_model, path_model) for f in _files(farm, j))
     assert _bill(farm) == before
     assert _counts(farm)["attempts"] == counts["attempts"]
+    with farm.session() as s:  # one audit row per batch that deleted, in its transaction
+        purged = s.execute(select(AuditLog).where(AuditLog.action == "purge")).scalars().all()
+        assert sum(row.detail["jobs"] for row in purged) == 3 and len(purged) <= 3
+        assert all(row.actor.startswith("cli") for row in purged)
 
     # The sweeper's retention: the render that named ret-path's checkpoint ends long ago,
     # so the checkpoint goes with it; ret-keep stays while ret-waits waits for it.
