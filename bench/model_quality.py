@@ -455,6 +455,7 @@ def glyphs_section(args: argparse.Namespace) -> None:
             lr=VAE_DEFAULTS["lr"],
             seed=seed,
             labels=train.labels,
+            kl_warmup_epochs=min(vd.get("kl_warmup_epochs", 0), epochs),
         ),
     )
     style = _shaded_style(train.sdf_spread_px)

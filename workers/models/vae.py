@@ -35,7 +35,13 @@ from workers.models.arch import (
 from workers.models.targets import activate, check_target, reconstruction
 
 # Found with bench/model_quality.py (docs/models.md), for the digits at 16x16.
-DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "latent_dim": 8}
+DEFAULTS: dict[str, Any] = {
+    "epochs": 60,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "latent_dim": 8,
+    "kl_warmup_epochs": 0,
+}
 
 # Per image size (bench/model_sizes.py): the latent, the finest stage's width, the batch and
 # the epochs; the 16 px row is DEFAULTS. farm.families.VAE_SIZES is kept equal (a test).
