@@ -455,7 +455,7 @@ def glyphs_section(args: argparse.Namespace) -> None:
             lr=VAE_DEFAULTS["lr"],
             seed=seed,
             labels=train.labels,
-            kl_warmup_epochs=min(vd.get("kl_warmup_epochs", 0), epochs),
+            kl_warmup_epochs=vd.get("kl_warmup_epochs", 0),
         ),
     )
     style = _shaded_style(train.sdf_spread_px)

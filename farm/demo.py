@@ -31,7 +31,6 @@ TRAIN = {
     # Wider than a shape cVAE's default of 2: the title encodes each letter of one font,
     # so a latent that keeps the font's details serves it best (bench/demo_legibility.py).
     "latent_dim": 16,
-    "kl_warmup_epochs": 0,  # as measured (docs/models.md); the title uses encoder means
     "image_size": 32,
     "epochs": 120,
     "seed": 0,

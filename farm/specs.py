@@ -223,7 +223,7 @@ class TrainSpec(_Spec):
     kl_warmup_epochs: int | None = Field(
         default=None, ge=0, le=100_000, strict=True,
         description="vae: epochs over which the KL term's weight ramps from 0 to 1 (0: none); "
-        "default from the family (a shape cVAE: farm.families.SHAPE_CVAE)",
+        "default 0",
     )  # fmt: skip
     image_size: int = Field(
         default=16, ge=4, le=256, multiple_of=4, description="8, 16, 32, 64, 128 or 256"
@@ -262,10 +262,6 @@ class TrainSpec(_Spec):
         out.setdefault(info.unit, d[info.unit])
         if info.name == "vae":
             out.setdefault("kl_warmup_epochs", d["kl_warmup_epochs"])
-            warm, epochs = out["kl_warmup_epochs"], out.get("epochs")
-            # A default warm-up fits the run; only one the spec names is refused as too long.
-            if "kl_warmup_epochs" not in data and isinstance(epochs, int) and isinstance(warm, int):
-                out["kl_warmup_epochs"] = min(warm, epochs)
         for key in ("batch_size", "lr"):
             out.setdefault(key, d[key])
         out.setdefault("latent_dim", info.extra.get("latent_dim", d.get("latent_dim", 8)))
