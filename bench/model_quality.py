@@ -16,13 +16,17 @@ markdown table, and writes a contact sheet (``docs/img/samples.png``):
 
     python bench/model_quality.py [--threads 1] [--out docs/img/samples.png]
 
-The digits split is fixed: the first 80% train, the last 20% are held out.
+The digits split is fixed: the first 80% train, the last 20% are held out. Each model's
+training prints wall and CPU seconds with the load average. ``--reader-cache FILE`` keeps the
+glyph reader between runs; ``--gan-steps N`` and ``--epochs N`` shorten a run to time a
+model's per-step cost (bench/cvae_sweep.py sweeps the glyph cVAE's options).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import struct
 import time
 import zlib
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPClassifier
 
@@ -112,10 +117,15 @@ def storyboard_accuracy(clf: MLPClassifier, render: Any, latent_dim: int) -> flo
 
 
 def timed(label: str, fn: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
+    """``fn()`` and its wall seconds; the process's CPU seconds and the load average are
+    printed beside them, since on a shared box the CPU seconds of a one-thread run are the
+    better estimate of what a quiet core would take."""
+    started, cpu = time.perf_counter(), time.process_time()
     out = fn()
     secs = time.perf_counter() - started
-    print(f"trained {label} in {secs:.1f} s", flush=True)
+    cpu_secs = time.process_time() - cpu
+    load = os.getloadavg()[0]
+    print(f"trained {label} in {secs:.1f} s (CPU {cpu_secs:.1f} s, load {load:.1f})", flush=True)
     return out, secs
 
 
@@ -351,6 +361,50 @@ def _reader_features_of_frames(
     return x, judges.coverage(frames, fill, bg)
 
 
+def cached_reader(cache: Path | None, held: Dataset, n_cls: int, seed: int) -> judges.Reader:
+    """The reader trained on ``held``; with ``cache``, loaded from it when it exists (a
+    safetensors file of its weights) and saved to it when not, to time the models alone."""
+    if cache is not None and cache.exists():
+        reader = judges.Reader(n_cls)
+        reader.load_state_dict(load_file(str(cache)))
+        return reader.eval()
+    assert held.labels is not None
+    reader = judges.train_reader(held.data, held.labels, n_cls, seed=seed)
+    if cache is not None:
+        save_file({k: v.contiguous() for k, v in reader.state_dict().items()}, str(cache))
+    return reader
+
+
+def storyboard_legibility(
+    cvae: ConvVAE,
+    reader: judges.Reader,
+    n_cls: int,
+    latent: int,
+    style: FrameStyle,
+    seed: int = 1000,
+    misread: list[tuple[int, int]] | None = None,
+) -> tuple[list[int], float, float, float]:
+    """The storyboard's keyframes (every class twice, prior latents from ``seed``) rendered
+    at RENDER² and read by ``reader``: (keyframe positions, share read as requested, edge
+    width in px, render seconds). ``misread`` collects (requested, read) pairs."""
+    fill, bg = _rgb(FILL), _rgb(BACKGROUND)
+    shots = _glyph_shots(n_cls, hold=2)
+    keys = storyboard_keyframes(shots, n_cls)
+    z = storyboard_latents(shots, keys, latent, seed=seed, num_classes=n_cls)
+    w = storyboard_class_weights(shots, keys, n_cls)
+    started = time.perf_counter()
+    frames = np.concatenate(
+        list(render_frames(cvae, z, RENDER, RENDER, labels=w, batch_size=32, style=style))
+    )  # (K, 512, 512, 3)
+    render_secs = time.perf_counter() - started
+    x, cov = _reader_features_of_frames(reader, frames, fill, bg)
+    want = w.argmax(1).numpy()
+    got = judges.read(reader, x)
+    if misread is not None:
+        misread += [(int(a), int(b)) for a, b in zip(want, got, strict=True) if a != b]
+    return keys, float((got == want).mean()), judges.edge_width(cov), render_secs
+
+
 def glyphs_section(args: argparse.Namespace) -> None:
     """cVAE (and cGAN) on glyphs A-Z at 32 px with ``target: sdf``: legibility of 512 px
     storyboard renders to a reader trained on held-out fonts, their edge width, and the
@@ -374,7 +428,7 @@ def glyphs_section(args: argparse.Namespace) -> None:
     # The reader sees real coverage at READ_SIZE (the glyph size here), held-out fonts only.
     assert GLYPH_SIZE == judges.READ_SIZE
     reader, times["reader (held-out fonts)"] = timed(
-        "reader", lambda: judges.train_reader(held.data, held.labels, n_cls, seed=seed)
+        "reader", lambda: cached_reader(args.reader_cache, held, n_cls, seed)
     )
     reader_train_acc = float((judges.read(reader, train.data) == train.labels.numpy()).mean())
     reader_held_acc = float((judges.read(reader, held.data) == held.labels.numpy()).mean())
@@ -399,24 +453,13 @@ def glyphs_section(args: argparse.Namespace) -> None:
             lr=VAE_DEFAULTS["lr"],
             seed=seed,
             labels=train.labels,
+            kl_warmup_epochs=vd.get("kl_warmup_epochs", 0),
         ),
     )
     style = _shaded_style(train.sdf_spread_px)
-    fill, bg = _rgb(FILL), _rgb(BACKGROUND)
-
-    shots = _glyph_shots(n_cls, hold=2)
-    keys = storyboard_keyframes(shots, n_cls)
-    z = storyboard_latents(shots, keys, latent, seed=1000, num_classes=n_cls)
-    w = storyboard_class_weights(shots, keys, n_cls)
-    started = time.perf_counter()
-    frames = np.concatenate(
-        list(render_frames(cvae, z, RENDER, RENDER, labels=w, batch_size=32, style=style))
-    )  # (K, 512, 512, 3)
-    render_secs = time.perf_counter() - started
-    x, cov = _reader_features_of_frames(reader, frames, fill, bg)
-    want = w.argmax(1).numpy()
-    story_acc = float((judges.read(reader, x) == want).mean())
-    glyph_edge = judges.edge_width(cov)
+    keys, story_acc, glyph_edge, render_secs = storyboard_legibility(
+        cvae, reader, n_cls, latent, style
+    )
 
     # Today's grey pixel path: the real 16 px digits, bicubically upsampled by the renderer.
     dig, _ = load_digits_images(16)
@@ -461,7 +504,7 @@ def glyphs_section(args: argparse.Namespace) -> None:
                 train.sdf,
                 train.labels,
                 gan_cfg,
-                steps=gd["steps"],
+                steps=args.gan_steps or gd["steps"],
                 batch_size=gd["batch_size"],
                 lr=GAN_DEFAULTS["lr"],
                 d_lr=GAN_DEFAULTS["d_lr"],
@@ -475,7 +518,7 @@ def glyphs_section(args: argparse.Namespace) -> None:
         fake_frames = np.concatenate(
             list(render_gan_frames(gen, gz, glab, RENDER, RENDER, batch_size=32, style=style))
         )
-        fx, fcov = _reader_features_of_frames(reader, fake_frames, fill, bg)
+        fx, fcov = _reader_features_of_frames(reader, fake_frames, _rgb(FILL), _rgb(BACKGROUND))
         assert glab is not None
         gan_read = float((judges.read(reader, fx) == glab.numpy()).mean())
         f_real = judges.features(reader, train.data)
@@ -682,6 +725,10 @@ def main() -> None:
     ap.add_argument("--no-gan", action="store_true", help="glyphs: skip the cGAN")
     ap.add_argument("--epochs", type=int, default=None, help="override the per-size default")
     ap.add_argument("--latent-dim", type=int, default=None, help="override the default")
+    ap.add_argument("--gan-steps", type=int, default=None, help="glyphs: override the cGAN's")
+    ap.add_argument(
+        "--reader-cache", type=Path, default=None, help="glyphs: load/save the reader here"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.only in (None, "digits"):

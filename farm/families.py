@@ -71,7 +71,13 @@ class FamilyInfo:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-VAE_DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "latent_dim": 8}
+VAE_DEFAULTS: dict[str, Any] = {
+    "epochs": 60,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "latent_dim": 8,
+    "kl_warmup_epochs": 0,
+}
 GAN_DEFAULTS: dict[str, Any] = {
     "steps": 1200,
     "batch_size": 64,
@@ -145,7 +151,9 @@ SIZE_DEFAULTS: dict[str, dict[int, dict[str, int]]] = {"vae": VAE_SIZES, "gan": 
 # A cVAE on shapes learns the class from its label only while its latent is too small to
 # carry the class itself: read by a reader trained on held-out fonts, storyboard keyframes
 # from prior latents (bench/model_quality.py --only glyphs, A-Z at 32 px) scored 13.5% at
-# latent 16 (40 epochs), 69.2% at 4 (40), 90.4% at 2 (80) and 96.2% at 2 (160 epochs).
+# latent 16 (40 epochs), 69.2% at 4 (40), 90.4% at 2 (80) and 96.2% at 2 (160 epochs, seeds
+# 0-2). A KL warm-up (kl_warmup_epochs 40), 240 epochs or a cosine schedule did no better
+# over seeds (bench/cvae_sweep.py, docs/models.md).
 SHAPE_CVAE: dict[str, int] = {"latent_dim": 2, "epochs": 160}
 
 

@@ -221,6 +221,11 @@ class TrainSpec(_Spec):
     lr: float = Field(default=2e-3, gt=0, le=1)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     latent_dim: int = Field(default=8, ge=1, le=512)
+    kl_warmup_epochs: int | None = Field(
+        default=None, ge=0, le=100_000, strict=True,
+        description="vae: epochs over which the KL term's weight ramps from 0 to 1 (0: none); "
+        "default 0",
+    )  # fmt: skip
     image_size: int = Field(
         default=16, ge=4, le=256, multiple_of=4, description="8, 16, 32, 64, 128 or 256"
     )
@@ -256,6 +261,8 @@ class TrainSpec(_Spec):
                 if key != "width":
                     out.setdefault(key, value)
         out.setdefault(info.unit, d[info.unit])
+        if info.name == "vae":
+            out.setdefault("kl_warmup_epochs", d["kl_warmup_epochs"])
         for key in ("batch_size", "lr"):
             out.setdefault(key, d[key])
         out.setdefault("latent_dim", info.extra.get("latent_dim", d.get("latent_dim", 8)))
@@ -342,6 +349,17 @@ class TrainSpec(_Spec):
         ):
             labelled = ", ".join([*sorted(LABELLED), "glyphs:<folder>"])
             out.append(("conditional", f"needs a labelled data set ({labelled})"))
+        if self.kl_warmup_epochs is not None:
+            if self.model != "vae":
+                out.append(("kl_warmup_epochs", "only a vae job has this field"))
+            elif self.epochs is not None and self.kl_warmup_epochs > self.epochs:
+                out.append(
+                    (
+                        "kl_warmup_epochs",
+                        f"{self.kl_warmup_epochs} is more than the {self.epochs} epochs: the "
+                        "KL weight would never reach 1",
+                    )
+                )
         if self.model not in ("lstm", *SEQUENCE_FAMILIES):
             for f in ("hidden", "clips", "frame_vae"):
                 if getattr(self, f) is not None:

@@ -91,3 +91,62 @@ def test_class_means_for_cvae_uses_labels() -> None:
     with torch.no_grad():
         mu, _ = model.encode(x, y)
     assert torch.allclose(means[3], mu[y == 3].mean(0), atol=1e-5)
+
+
+def test_kl_warmup_and_lr_schedule_are_functions_of_the_step() -> None:
+    from workers.models.vae import scheduled_lr, warmup_factor
+
+    assert [warmup_factor(s, 4) for s in (0, 1, 4, 9)] == [0.0, 0.25, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0  # no warm-up: the ELBO from the first batch
+    assert scheduled_lr(2e-3, "constant", 7, 10) == 2e-3
+    assert scheduled_lr(2e-3, "cosine", 1, 10) == pytest.approx(2e-3)
+    assert scheduled_lr(2e-3, "cosine", 6, 10) == pytest.approx(1e-3)
+    assert 0 < scheduled_lr(2e-3, "cosine", 10, 10) < 1e-4
+
+
+def test_weighted_kl_and_free_bits_change_the_loss_not_the_reported_kl() -> None:
+    from workers.models.vae import vae_loss
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 16, 16)
+    logits = torch.randn(4, 1, 16, 16)
+    mu, logvar = torch.randn(4, 3) * 0.1, torch.zeros(4, 3)
+    loss, recon, kl = vae_loss(logits, x, mu, logvar)
+    zero, recon0, kl0 = vae_loss(logits, x, mu, logvar, kl_weight=0.0)
+    assert torch.allclose(loss, recon + kl) and torch.allclose(zero, recon)
+    assert torch.equal(kl0, kl) and torch.equal(recon0, recon)
+    # Each dimension's KL is tiny (mu ~ 0.1): free bits of 0.5 nats charge 0.5 for each.
+    freed, _, kl_f = vae_loss(logits, x, mu, logvar, free_bits=0.5)
+    assert torch.equal(kl_f, kl)
+    assert float(freed - recon) == pytest.approx(1.5)
+
+
+def test_kl_warmup_trains_another_model_and_resumes_exactly() -> None:
+    x, y = _data()
+    kw = {"batch_size": 16, "lr": 2e-3, "seed": 1, "labels": y}
+    sched = {"kl_warmup_epochs": 2, "lr_schedule": "cosine"}
+    plain, _ = train_vae(x, CTINY, epochs=3, **kw)  # type: ignore[arg-type]
+    whole, h_whole = train_vae(x, CTINY, epochs=3, **sched, **kw)  # type: ignore[arg-type]
+    assert not torch.equal(plain.fc_mu.weight, whole.fc_mu.weight)
+    assert h_whole[0]["loss"] == pytest.approx(h_whole[0]["recon"] + h_whole[0]["kl"])
+    states: list[TrainState] = []
+    train_vae(x, CTINY, epochs=3, on_checkpoint=states.append, **sched, **kw)  # type: ignore[arg-type]
+    resumed, h_res = train_vae(x, CTINY, epochs=3, resume_state=states[0], **sched, **kw)  # type: ignore[arg-type]
+    assert h_res == h_whole
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        ({"kl_warmup_epochs": -1}, "kl_warmup_epochs"),
+        ({"kl_weight": 0.0}, "kl_weight"),
+        ({"free_bits": float("nan")}, "free_bits"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+    ],
+)
+def test_bad_training_options_are_refused(option: dict[str, object], match: str) -> None:
+    x, y = _data(8)
+    with pytest.raises(ValueError, match=match):
+        train_vae(x, CTINY, epochs=1, batch_size=8, lr=1e-3, seed=0, labels=y, **option)  # type: ignore[arg-type]

@@ -333,3 +333,26 @@ def test_a_shape_cvae_defaults_to_a_latent_too_small_to_carry_the_class() -> Non
     own = parse_spec({"kind": "train", "dataset": "sprites", "conditional": True,
                       "latent_dim": 8})  # fmt: skip
     assert own.latent_dim == 8
+
+
+def test_kl_warmup_is_a_vae_option_with_named_errors() -> None:
+    def train(**f: object) -> TrainSpec:
+        spec = parse_spec({"kind": "train", **f})
+        assert isinstance(spec, TrainSpec)
+        return spec
+
+    assert train().kl_warmup_epochs == 0
+    shape = {"dataset": "glyphs", "conditional": True, "image_size": 32, "target": "sdf"}
+    assert train(**shape).kl_warmup_epochs == 0
+    assert train(**shape, kl_warmup_epochs=40).kl_warmup_epochs == 40
+    assert train(model="gan").kl_warmup_epochs is None
+    for bad, field_reason in [
+        ({"kl_warmup_epochs": -1}, "greater than or equal to 0"),
+        ({"kl_warmup_epochs": True}, "integer"),
+        ({"kl_warmup_epochs": 10, "epochs": 5}, "more than the 5 epochs"),
+        ({"model": "gan", "kl_warmup_epochs": 4}, "only a vae job"),
+    ]:
+        with pytest.raises(SpecError) as e:
+            parse_spec({"kind": "train", **bad})
+        assert [f for f, _ in e.value.problems] == ["kl_warmup_epochs"]
+        assert field_reason in e.value.problems[0][1]

@@ -119,3 +119,17 @@ def test_lstm_frame_vae_takes_the_frames_channels(tmp_path: Path) -> None:
     assert trained.meta["frame_vae"]["config"]["image_channels"] == 3
     vae, _, _ = load_model(Path(trained.meta["frame_vae"]["path"]))
     assert isinstance(vae, ConvVAE) and vae.cfg.image_channels == 3
+
+
+def test_a_vae_jobs_kl_warmup_trains_and_is_saved_with_the_hyperparameters(
+    tmp_path: Path,
+) -> None:
+    torch.set_num_threads(1)
+    kw: dict[str, Any] = {"dataset": "digits", "epochs": 2, "latent_dim": 2}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    ta, meta = train_and_save(job(tmp_path / "a", kl_warmup_epochs=2, **kw))
+    tb, _ = train_and_save(job(tmp_path / "b", **kw))
+    assert meta["hyperparameters"]["kl_warmup_epochs"] == 2
+    wa, wb = ta.model.state_dict(), tb.model.state_dict()
+    assert not torch.equal(wa["fc_mu.weight"], wb["fc_mu.weight"])

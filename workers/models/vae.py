@@ -35,7 +35,13 @@ from workers.models.arch import (
 from workers.models.targets import activate, check_target, reconstruction
 
 # Found with bench/model_quality.py (docs/models.md), for the digits at 16x16.
-DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 64, "lr": 2e-3, "latent_dim": 8}
+DEFAULTS: dict[str, Any] = {
+    "epochs": 60,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "latent_dim": 8,
+    "kl_warmup_epochs": 0,
+}
 
 # The tuned defaults per image size are the farm's (farm.families.VAE_SIZES): a model built
 # alone takes its config's own values.
@@ -305,6 +311,9 @@ def vae_loss(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     target: str = "pixels",
+    *,
+    kl_weight: float = 1.0,
+    free_bits: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Negative ELBO in nats per image, returned as ``(loss, recon, kl)``.
 
@@ -312,11 +321,34 @@ def vae_loss(
     scale, which is what makes this a true ELBO rather than a re-weighted one; for pixels the
     targets are levels in [0, 1], which BCE accepts as soft Bernoulli targets, for an sdf the
     field under the edge-weighted Laplace likelihood of :mod:`workers.models.targets`.
+
+    ``kl_weight`` (a warm-up's beta) and ``free_bits`` (nats per latent dimension below which
+    the batch's KL costs nothing, Kingma et al. 2016) change only the ``loss`` trained on;
+    ``kl`` is always the true term, so the history stays an ELBO.
     """
     batch = x.shape[0]
     recon = reconstruction(recon_logits, x, target) / batch
-    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch
-    return recon + kl, recon, kl
+    kl_dims = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=0) / batch  # (D,)
+    kl = kl_dims.sum()
+    trained = kl_dims.clamp(min=free_bits).sum() if free_bits > 0 else kl
+    return recon + kl_weight * trained, recon, kl
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """The KL weight's share at batch ``step`` (from 0) of a linear warm-up over
+    ``warmup_steps`` batches: ``step / warmup_steps``, 1 after it (and with none)."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
+
+
+def scheduled_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate for ``epoch`` (from 1) of ``epochs``: constant, or a cosine from
+    ``lr`` in the first epoch down towards 0 in the last."""
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+    return lr
 
 
 def check_images(images: torch.Tensor, size: int, channels: int) -> None:
@@ -359,6 +391,10 @@ def train_vae(
     labels: torch.Tensor | None = None,
     resume_state: TrainState | None = None,
     on_checkpoint: Callable[[TrainState], None] | None = None,
+    kl_warmup_epochs: int = 0,
+    kl_weight: float = 1.0,
+    free_bits: float = 0.0,
+    lr_schedule: str = "constant",
 ) -> tuple[ConvVAE, list[dict[str, float]]]:
     """Train a fresh :class:`ConvVAE` and return it in eval mode with per-epoch history.
 
@@ -374,10 +410,21 @@ def train_vae(
     :class:`TrainState` after every epoch; passing the last one back as ``resume_state`` (with
     the same data and arguments) continues the run and gives the same weights as an
     uninterrupted one on CPU, because the RNG states travel with it.
+
+    ``kl_warmup_epochs`` ramps the KL term's weight linearly from 0 to ``kl_weight`` over
+    that many epochs (per batch); ``free_bits`` and ``kl_weight`` are :func:`vae_loss`'s;
+    ``lr_schedule`` "cosine" anneals the learning rate to 0 over the run. All are functions
+    of the epoch and batch index, so a resumed run follows the same schedule.
     """
     check_images(images, cfg.image_size, cfg.image_channels)
     if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
         raise ValueError("epochs and batch_size must be >= 1 and lr must be positive")
+    if kl_warmup_epochs < 0 or not (math.isfinite(kl_weight) and kl_weight > 0):
+        raise ValueError("kl_warmup_epochs must be >= 0 and kl_weight positive")
+    if not (math.isfinite(free_bits) and free_bits >= 0):
+        raise ValueError(f"free_bits must be >= 0, got {free_bits}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
     if cfg.num_classes > 0:
         if labels is None or labels.shape != (images.shape[0],):
             raise ValueError(f"a conditional VAE needs labels of shape ({images.shape[0]},)")
@@ -407,22 +454,30 @@ def train_vae(
         first = int(resume_state.counters["epoch"]) + 1
 
     model.train()
+    per_epoch = -(-n // batch_size)
     for epoch in range(first, epochs + 1):
+        for group in opt.param_groups:
+            group["lr"] = scheduled_lr(lr, lr_schedule, epoch, epochs)
         perm = torch.randperm(n, generator=shuffle_gen).to(dev)
         sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
-        for start in range(0, n, batch_size):
+        for step, start in enumerate(range(0, n, batch_size)):
             if should_stop is not None and should_stop():
                 raise TrainingStopped(f"training stopped during epoch {epoch}")
             idx = perm[start : start + batch_size]
             x = data[idx]
             y = ys[idx] if ys is not None else None
             logits, mu, logvar = model(x, y)
-            loss, recon, kl = vae_loss(logits, x, mu, logvar, cfg.target)
+            beta = kl_weight * warmup_factor(
+                (epoch - 1) * per_epoch + step, kl_warmup_epochs * per_epoch
+            )
+            loss, recon, kl = vae_loss(
+                logits, x, mu, logvar, cfg.target, kl_weight=beta, free_bits=free_bits
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             b = x.shape[0]
-            sums["loss"] += loss.item() * b
+            sums["loss"] += (recon.item() + kl.item()) * b
             sums["recon"] += recon.item() * b
             sums["kl"] += kl.item() * b
         record = {"epoch": float(epoch), **{k: v / n for k, v in sums.items()}}

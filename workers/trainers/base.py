@@ -113,7 +113,16 @@ class TrainJob:
 
     def base_meta(self) -> dict[str, Any]:
         spec = self.spec
-        keys = ("epochs", "steps", "batch_size", "lr", "seed", "checkpoint_every", "conditional")
+        keys = (
+            "epochs",
+            "steps",
+            "batch_size",
+            "lr",
+            "kl_warmup_epochs",
+            "seed",
+            "checkpoint_every",
+            "conditional",
+        )
         return {
             "family": spec["model"],
             "dataset": spec["dataset"],

@@ -85,6 +85,7 @@ def train(job: TrainJob) -> Trained:
         should_stop=job.should_stop,
         resume_state=resume,
         on_checkpoint=on_checkpoint,
+        kl_warmup_epochs=int(spec.get("kl_warmup_epochs") or 0),  # 0: a spec from before it
     )
     model = model.cpu()
     meta = {
