@@ -383,6 +383,7 @@ def storyboard_legibility(
     style: FrameStyle,
     seed: int = 1000,
     misread: list[tuple[int, int]] | None = None,
+    temperature: float = 1.0,
 ) -> tuple[list[int], float, float, float]:
     """The storyboard's keyframes (every class twice, prior latents from ``seed``) rendered
     at RENDER² and read by ``reader``: (keyframe positions, share read as requested, edge
@@ -390,7 +391,7 @@ def storyboard_legibility(
     fill, bg = _rgb(FILL), _rgb(BACKGROUND)
     shots = _glyph_shots(n_cls, hold=2)
     keys = storyboard_keyframes(shots, n_cls)
-    z = storyboard_latents(shots, keys, latent, seed=seed, num_classes=n_cls)
+    z = temperature * storyboard_latents(shots, keys, latent, seed=seed, num_classes=n_cls)
     w = storyboard_class_weights(shots, keys, n_cls)
     started = time.perf_counter()
     frames = np.concatenate(

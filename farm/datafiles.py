@@ -168,7 +168,7 @@ def data_problems(
     submission's share of the checks the loaders make again on the worker."""
     if dataset == "glyphs" or dataset.startswith("glyphs:"):
         return _glyph_problems(path, charset, fonts, heldout_fonts)
-    if dataset.startswith("images:") and target == "sdf" and path is not None and path.is_dir():
+    if dataset.startswith("images:") and target == "sdf" and path is not None and _is_dir(path):
         try:
             files = folder_files(path, IMAGE_SUFFIXES, "image")
             if not any(file_channels(p) == 4 for p in files):
@@ -177,6 +177,13 @@ def data_problems(
         except DataFileError as e:
             return [("dataset", str(e))]
     return []
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _glyph_problems(
@@ -240,4 +247,6 @@ def picture_problems(
                 file_channels(path)
         except (OutsideInputRoots, DataFileError) as e:
             out.append((field, str(e)))
+        except OSError as e:  # a name too long for the file system, say
+            out.append((field, f"{ref!r} cannot be read: {e.strerror or e}"))
     return out

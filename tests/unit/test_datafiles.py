@@ -104,3 +104,12 @@ def test_submission_refuses_sdf_on_a_folder_of_photos(tmp_path: Path) -> None:
         resolve(NO_DB, s, spec)
     assert [f for f, _ in e.value.problems] == ["target"]
     assert "no image" in e.value.problems[0][1]
+
+
+def test_a_picture_name_too_long_for_the_file_system_is_refused_not_raised(
+    tmp_path: Path,
+) -> None:
+    from farm.datafiles import picture_problems
+
+    problems = picture_problems((tmp_path,), {"background_image": "0" * 3000})
+    assert [f for f, _ in problems] == ["background_image"]
