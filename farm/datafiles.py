@@ -233,20 +233,18 @@ def picture_problems(
     """Each ``field: path`` of ``refs`` (a render's background picture, its bone sprites)
     must be an image file that the job may read: confined like every input, and an image by
     its header."""
-    from farm.inputs import OutsideInputRoots, confine_input
+    from farm.inputs import input_file
 
     out: list[tuple[str, str]] = []
     for field, ref in refs.items():
         if ref is None:
             continue
+        path, why = input_file(readable, ref)
         try:
-            path = confine_input(readable, ref)
-            if not path.is_file():
-                out.append((field, f"{ref!r} does not exist"))
-            else:
+            if path is not None:
                 file_channels(path)
-        except (OutsideInputRoots, DataFileError) as e:
-            out.append((field, str(e)))
-        except OSError as e:  # a name too long for the file system, say
-            out.append((field, f"{ref!r} cannot be read: {e.strerror or e}"))
+        except DataFileError as e:
+            why = str(e)
+        if why is not None:
+            out.append((field, why))
     return out

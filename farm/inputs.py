@@ -70,3 +70,18 @@ def dataset_input(roots: Settings | Sequence[Path], dataset: str) -> Path | None
     built-in data set (``digits``, ``moving-digits``)."""
     _, sep, rest = dataset.partition(":")
     return confine_input(roots, rest) if sep else None
+
+
+def input_file(roots: Settings | Sequence[Path], ref: str) -> tuple[Path | None, str | None]:
+    """``(path, None)`` for a file ``ref`` a job may read (:func:`confine_input`), else
+    ``(None, why)``: outside the roots, missing, or a name the file system refuses (too
+    long, say), which submission reports as the field's problem rather than failing on."""
+    try:
+        path = confine_input(roots, ref)
+        if path.is_file():
+            return path, None
+        return None, f"{ref!r} does not exist"
+    except OutsideInputRoots as e:
+        return None, str(e)
+    except OSError as e:
+        return None, f"{ref!r} cannot be read: {e.strerror or e}"

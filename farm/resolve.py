@@ -28,7 +28,7 @@ from farm.families import (
     info_from_train_spec,
     read_sidecar,
 )
-from farm.inputs import OutsideInputRoots, confine_input, dataset_input, input_roots
+from farm.inputs import OutsideInputRoots, confine_input, dataset_input, input_file, input_roots
 from farm.models import Job
 from farm.outputs import OutsideOutputRoot, confine, default_output
 from farm.specs import MAX_ID, ClassKeyframe, LatentKeyframe, OutputSpec, RenderSpec, TrainSpec
@@ -148,11 +148,9 @@ def resolve(
         problems += picture_problems(readable, pictures)
         audio = options.get("audio")
         if audio:
-            try:
-                if not confine_input(readable, str(audio)).is_file():
-                    problems.append(("output.audio", f"{audio!r} does not exist"))
-            except OutsideInputRoots as e:
-                problems.append(("output.audio", str(e)))
+            _, why = input_file(readable, str(audio))
+            if why is not None:
+                problems.append(("output.audio", why))
     else:
         output = spec.output or default_output(spec.kind, name)
         stored_output, field = output, "output"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,17 @@ from workers.datasets import Dataset, DatasetError, load_dataset
 from workers.models.vae import TrainState, check_resume, load_train_state, save_train_state
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpochHooks:
+    """:meth:`TrainJob.epoch_hooks`: the state to resume from (None: start afresh), its
+    epoch, and the callbacks an epoch loop takes."""
+
+    resume: TrainState | None
+    resumed_from: int
+    on_epoch: Callable[[int, dict[str, float]], None]
+    on_checkpoint: Callable[[TrainState], None]
 
 
 def farm_version() -> str:
@@ -110,6 +121,26 @@ class TrainJob:
 
     def save_state(self, state: TrainState) -> None:
         save_train_state(self.state_path, state)
+
+    def epoch_hooks(self, family: str, config: Mapping[str, Any]) -> EpochHooks:
+        """Resume and reporting for a trainer that counts epochs (``epochs`` and
+        ``checkpoint_every`` from the spec): what to resume from, progress after each epoch,
+        and a resume file every ``checkpoint_every`` epochs before the last."""
+        epochs, every = int(self.spec["epochs"]), int(self.spec["checkpoint_every"])
+        resume = self.resume_state(family, config)
+        resumed_from = int(resume.counters["epoch"]) if resume is not None else 0
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            self.progress(
+                {**metrics, "epoch": epoch, "epochs": epochs, "resumed_from": resumed_from}
+            )
+
+        def on_checkpoint(state: TrainState) -> None:
+            epoch = int(state.counters["epoch"])
+            if epoch % every == 0 and epoch < epochs:
+                self.save_state(state)
+
+        return EpochHooks(resume, resumed_from, on_epoch, on_checkpoint)
 
     def base_meta(self) -> dict[str, Any]:
         spec = self.spec

@@ -9,7 +9,6 @@ from farm.families import MOTION_DEFAULTS
 from workers.context import PermanentError
 from workers.datasets.motion import ACTIONS, JOINTS, MotionClips
 from workers.models.motion import MotionConfig, train_motion
-from workers.models.vae import TrainState
 from workers.trainers.base import Trained, TrainJob
 
 
@@ -24,17 +23,8 @@ def train(job: TrainJob) -> Trained:
     spec = job.spec
     clips = clips_of(job)
     cfg = MotionConfig(num_actions=len(ACTIONS), hidden=int(spec["hidden"]))
-    epochs, every = int(spec["epochs"]), int(spec["checkpoint_every"])
-    resume = job.resume_state("motion", cfg.to_dict())
-    resumed_from = int(resume.counters["epoch"]) if resume is not None else 0
-
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        job.progress({**metrics, "epoch": epoch, "epochs": epochs, "resumed_from": resumed_from})
-
-    def on_checkpoint(state: TrainState) -> None:
-        epoch = int(state.counters["epoch"])
-        if epoch % every == 0 and epoch < epochs:
-            job.save_state(state)
+    epochs = int(spec["epochs"])
+    hooks = job.epoch_hooks("motion", cfg.to_dict())
 
     model, history, _ = train_motion(
         clips,
@@ -44,10 +34,10 @@ def train(job: TrainJob) -> Trained:
         lr=float(spec["lr"]),
         seed=int(spec["seed"]),
         device=job.device,
-        on_epoch=on_epoch,
+        on_epoch=hooks.on_epoch,
         should_stop=job.should_stop,
-        resume_state=resume,
-        on_checkpoint=on_checkpoint,
+        resume_state=hooks.resume,
+        on_checkpoint=hooks.on_checkpoint,
         closed_loop=float(MOTION_DEFAULTS["closed_loop"]),
         noise=float(MOTION_DEFAULTS["noise"]),
         lr_floor=float(MOTION_DEFAULTS["lr_floor"]),
@@ -56,7 +46,7 @@ def train(job: TrainJob) -> Trained:
         "config": cfg.to_dict(),
         "history": history,
         "epoch": epochs,
-        "resumed_from_epoch": resumed_from,
+        "resumed_from_epoch": hooks.resumed_from,
         "classes": list(ACTIONS),
         # The actions with clips: a render of any other is refused at submission.
         "trained_classes": [a for i, a in enumerate(ACTIONS) if (clips.actions == i).any()],

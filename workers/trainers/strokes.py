@@ -8,7 +8,6 @@ from farm.families import STROKES_DEFAULTS
 from workers.context import PermanentError
 from workers.datasets.strokes import StrokeSet
 from workers.models.strokes import StrokesConfig, train_strokes
-from workers.models.vae import TrainState
 from workers.trainers.base import Trained, TrainJob
 
 
@@ -27,17 +26,8 @@ def train(job: TrainJob) -> Trained:
         hidden=int(spec["hidden"]),
         mixtures=int(STROKES_DEFAULTS["mixtures"]),
     )
-    epochs, every = int(spec["epochs"]), int(spec["checkpoint_every"])
-    resume = job.resume_state("strokes", cfg.to_dict())
-    resumed_from = int(resume.counters["epoch"]) if resume is not None else 0
-
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        job.progress({**metrics, "epoch": epoch, "epochs": epochs, "resumed_from": resumed_from})
-
-    def on_checkpoint(state: TrainState) -> None:
-        epoch = int(state.counters["epoch"])
-        if epoch % every == 0 and epoch < epochs:
-            job.save_state(state)
+    epochs = int(spec["epochs"])
+    hooks = job.epoch_hooks("strokes", cfg.to_dict())
 
     model, history, _ = train_strokes(
         strokes,
@@ -47,10 +37,10 @@ def train(job: TrainJob) -> Trained:
         lr=float(spec["lr"]),
         seed=int(spec["seed"]),
         device=job.device,
-        on_epoch=on_epoch,
+        on_epoch=hooks.on_epoch,
         should_stop=job.should_stop,
-        resume_state=resume,
-        on_checkpoint=on_checkpoint,
+        resume_state=hooks.resume,
+        on_checkpoint=hooks.on_checkpoint,
         augment=float(STROKES_DEFAULTS["augment"]),
         lr_floor=float(STROKES_DEFAULTS["lr_floor"]),
     )
@@ -58,7 +48,7 @@ def train(job: TrainJob) -> Trained:
         "config": cfg.to_dict(),
         "history": history,
         "epoch": epochs,
-        "resumed_from_epoch": resumed_from,
+        "resumed_from_epoch": hooks.resumed_from,
         "classes": list(strokes.classes),
         "style_names": list(strokes.style_names),
         "scale": float(strokes.scale),
