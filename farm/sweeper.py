@@ -115,7 +115,22 @@ def broker_depths(celery: Celery, queues: Sequence[str]) -> dict[str, int]:
 
 
 def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
-    """One pass: recover expired leases and lost messages, then send what is ready."""
+    """One pass: recover expired leases and lost messages, then send what is ready.
+
+    The broker is counted before the database is read, and only tasks sent before that count
+    are judged: a message taken by a worker between the two reads would otherwise look lost
+    (gone from the broker, its task not yet claimed), and one sent between them would make
+    an older, delivered one look lost."""
+    with session_scope(settings) as session:
+        counted_at = session.execute(select(func.clock_timestamp())).scalar_one()
+        queues = sorted(
+            session.execute(
+                select(Task.queue)
+                .where(Task.state == TaskState.QUEUED, Task.sent_at.is_not(None))
+                .distinct()
+            ).scalars()
+        )
+    depths = broker_depths(celery, queues) if queues else {}
     with session_scope(settings) as session:
         now = session.execute(select(func.now())).scalar_one()
         running = [
@@ -128,13 +143,16 @@ def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
         unclaimed = [
             Unclaimed(t.id, t.queue, t.sent_at, t.sends)
             for t in session.execute(
-                select(Task).where(Task.state == TaskState.QUEUED, Task.sent_at.is_not(None))
+                select(Task).where(
+                    Task.state == TaskState.QUEUED,
+                    Task.sent_at <= counted_at,
+                    Task.queue.in_(queues),
+                )
             ).scalars()
             if t.sent_at is not None
         ]
     decisions = decide_expired(running, now)
     if unclaimed:
-        depths = broker_depths(celery, sorted({t.queue for t in unclaimed}))
         decisions += decide_lost(unclaimed, depths, now, settings.unclaimed_s, settings.max_resends)
     for d in decisions:
         try:
