@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from farm.blocklist import record_failure
 from farm.config import Settings
-from farm.db import session_scope
+from farm.db import relax_commit, session_scope
 from farm.dispatch import NO_NEWCOMER, READY_IN_QUEUE, chain_share, fairer_task, take
 from farm.lifecycle import TASKS, Transitioned, move_sql, settle
 from farm.limits import room
@@ -58,6 +58,7 @@ def claim(
     The hot path of every task, so it is plain SQL built once, and it does the dispatch its
     claim calls for in the same transaction."""
     with session_scope(settings, ping=False) as session:
+        relax_commit(session)
         conn = session.connection()
         row = conn.execute(_CLAIM, {"task": task_id, "worker": worker}).first()
         if row is None or row.state != TaskState.QUEUED:
@@ -372,6 +373,8 @@ def complete(
 
 def _complete(ctx: TaskContext, result: Result, chain: bool, next_stage: bool) -> Completion:
     with session_scope(ctx.settings, ping=False) as session:
+        if ctx.kind is TaskKind.RENDER_CHUNK:  # a chunk's success never finishes its job
+            relax_commit(session)
         done = _end_attempt(session, ctx, TaskState.SUCCEEDED, None)
         if done is None:
             log.warning(

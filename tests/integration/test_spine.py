@@ -293,3 +293,18 @@ def test_pickled_message_is_refused_and_worker_survives(farm: Farm, trained: int
     assert "untrusted content of type pickle" in logs or "ContentDisallowed" in logs, logs
     with farm.session() as s:
         assert s.get(Task, 1).attempts <= 1  # type: ignore[union-attr]
+
+
+def test_a_relaxed_commit_is_for_its_own_transaction_only(farm: Farm) -> None:
+    """The worker's hot writes commit without waiting on fsync; the pooled connection goes
+    back synchronous, so the next transaction on it (a job's success, say) is durable."""
+    from sqlalchemy import text
+
+    from farm.db import relax_commit
+
+    with farm.session() as s:
+        relax_commit(s)
+        assert s.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    for _ in range(3):
+        with farm.session() as s:
+            assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"
