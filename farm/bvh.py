@@ -1,6 +1,7 @@
 """What submission can tell about a ``bvh:<file or folder>`` data set without a worker: that
-each file is BVH text with a hierarchy and at least two frames of motion, and which action
-its name gives.
+each file is BVH text with a hierarchy and at least two frames of motion, that its joints
+name the ones the skeleton needs (the retargeting's own table, :data:`NAMES`), and which
+action its name gives.
 
 A full parse (``pybvh``, the retargeting) is the worker's, in ``workers/datasets/bvh.py``;
 the control plane imports neither, so this reads the header with plain Python, enough to
@@ -11,11 +12,34 @@ a folder holds and the action in a file's name follow the worker's rules exactly
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from farm.families import MOTION_ACTIONS
+
+# Candidate names per joint, compared lower-case without separators or a "rig:" prefix.
+NAMES: dict[str, tuple[str, ...]] = {
+    "root": ("hips", "hip", "pelvis", "root"),
+    "spine": ("spine1", "chest", "spine2", "spine"),
+    "neck": ("neck", "neck1"),
+    "head": ("head",),
+    **{
+        f"{s}_{joint}": tuple(n.format(side=side, s=s) for n in names)
+        for s, side in (("l", "left"), ("r", "right"))
+        for joint, names in (
+            ("shoulder", ("{side}arm", "{side}uparm", "{side}upperarm", "{s}shldr",
+                          "{s}upperarm", "{side}shoulder")),
+            ("elbow", ("{side}forearm", "{side}lowarm", "{side}lowerarm", "{s}forearm")),
+            ("hand", ("{side}hand", "{s}hand", "{side}wrist")),
+            ("hip", ("{side}upleg", "{side}upperleg", "{side}thigh", "{s}thigh", "{side}hip")),
+            ("knee", ("{side}leg", "{side}lowleg", "{side}lowerleg", "{s}shin", "{side}knee")),
+            ("foot", ("{side}foot", "{s}foot", "{side}ankle")),
+        )
+    },
+}  # fmt: skip
+REQUIRED = ("root", "l_hip", "l_knee", "l_foot", "r_hip", "r_knee", "r_foot")
 
 # The header of a real capture is a few kilobytes; a file with none in this many lines is not BVH.
 MAX_HEADER_LINES = 20_000
@@ -126,6 +150,33 @@ def bvh_actions(path: Path) -> tuple[str, ...]:
     checking every file's header; raises :class:`BvhError` on the first bad file."""
     found: set[str] = set()
     for f in bvh_files(path):
-        read_header(f)
+        missing_joints(f, read_header(f).joints)
         found.add(file_action(f))
     return tuple(a for a in MOTION_ACTIONS if a in found)
+
+
+def joint_key(name: str) -> str:
+    return re.sub(r"[\s_.\-]", "", name.split(":")[-1].lower())
+
+
+def match_joints(names: list[str]) -> dict[str, int]:
+    """Our joint -> index into ``names`` for every joint a name matches."""
+    keys = {joint_key(n): i for i, n in enumerate(names)}
+    out: dict[str, int] = {}
+    for joint, candidates in NAMES.items():
+        for c in candidates:
+            if c in keys:
+                out[joint] = keys[c]
+                break
+    return out
+
+
+def missing_joints(path: Path, joints: tuple[str, ...]) -> None:
+    """Raise unless the rig names every joint the retargeting needs (the legs and the root)."""
+    found = match_joints(list(joints))
+    missing = [j for j in REQUIRED if j not in found]
+    if missing:
+        raise BvhError(
+            f"{path}: no joints the skeleton can use for {', '.join(missing)} "
+            f"(the file has {', '.join(joints[:12])}); expected CMU or Mixamo names"
+        )

@@ -90,3 +90,22 @@ def test_a_render_of_an_action_the_model_never_saw_names_the_shot() -> None:
     assert sequence_problems(spec, ModelInfo("motion", False, 6, None, classes=actions)) == []
     meta = {"family": "motion", "config": {}, "classes": list(actions), "trained_classes": ["walk"]}
     assert info_from_metadata(meta).trained == ("walk",)
+
+
+def test_a_rig_without_the_joints_the_skeleton_needs_is_refused_at_submission(
+    tmp_path: Path,
+) -> None:
+    """Legs named in no convention the retargeting knows: refused from the header, with the
+    joints it lacks, as the worker would refuse the parsed rig."""
+    from workers.datasets import load_dataset
+    from workers.datasets.base import DatasetError
+
+    angles, root, _, _, _ = make_clip("walk", KNOBS, 8, 24.0, 0.0)
+    odd = {**CMU, "l_hip": "Thigh_A", "l_knee": "Shin_A", "r_foot": "Paw_B"}
+    path = tmp_path / "walk_rig.bvh"
+    write_bvh(path, angles, root, 24.0, odd)
+    why = r"walk_rig\.bvh: no joints the skeleton can use for l_hip, l_knee, r_foot"
+    with pytest.raises(BvhError, match=why):
+        bvh_actions(path)
+    with pytest.raises(DatasetError, match=why):
+        load_dataset(f"bvh:{path}", 16, options={"frames": 4, "split": "all"})

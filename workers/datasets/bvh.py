@@ -12,13 +12,13 @@ from the projected bone directions, so any rig with the named joints maps onto t
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import hilbert
 
+from farm.bvh import BvhError, match_joints, missing_joints
 from workers.datasets.base import Dataset, DatasetError, Request, confine_files, folder_files
 from workers.datasets.motion import (
     ACTIONS,
@@ -34,27 +34,6 @@ from workers.datasets.motion import (
 )
 
 OPTIONS = ("channels", "split", "frames", "fps", "action")
-# Candidate names per joint, compared lower-case without separators or a "rig:" prefix.
-NAMES: dict[str, tuple[str, ...]] = {
-    "root": ("hips", "hip", "pelvis", "root"),
-    "spine": ("spine1", "chest", "spine2", "spine"),
-    "neck": ("neck", "neck1"),
-    "head": ("head",),
-    **{
-        f"{s}_{joint}": tuple(n.format(side=side, s=s) for n in names)
-        for s, side in (("l", "left"), ("r", "right"))
-        for joint, names in (
-            ("shoulder", ("{side}arm", "{side}uparm", "{side}upperarm", "{s}shldr",
-                          "{s}upperarm", "{side}shoulder")),
-            ("elbow", ("{side}forearm", "{side}lowarm", "{side}lowerarm", "{s}forearm")),
-            ("hand", ("{side}hand", "{s}hand", "{side}wrist")),
-            ("hip", ("{side}upleg", "{side}upperleg", "{side}thigh", "{s}thigh", "{side}hip")),
-            ("knee", ("{side}leg", "{side}lowleg", "{side}lowerleg", "{s}shin", "{side}knee")),
-            ("foot", ("{side}foot", "{s}foot", "{side}ankle")),
-        )
-    },
-}  # fmt: skip
-REQUIRED = ("root", "l_hip", "l_knee", "l_foot", "r_hip", "r_knee", "r_foot")
 # The child whose bone sets each joint's world angle (leaves follow their parent).
 DEFINING = {
     "root": "spine", "spine": "neck", "neck": "head",
@@ -62,22 +41,6 @@ DEFINING = {
     "l_hip": "l_knee", "l_knee": "l_foot", "r_hip": "r_knee", "r_knee": "r_foot",
 }  # fmt: skip
 FALLBACK = {"spine": "neck", "neck": "head", "head": "neck"}
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[\s_.\-]", "", name.split(":")[-1].lower())
-
-
-def match_joints(names: list[str]) -> dict[str, int]:
-    """Our joint -> index into ``names`` for every joint a name matches."""
-    keys = {_key(n): i for i, n in enumerate(names)}
-    out: dict[str, int] = {}
-    for joint, candidates in NAMES.items():
-        for c in candidates:
-            if c in keys:
-                out[joint] = keys[c]
-                break
-    return out
 
 
 def retarget(world: np.ndarray, up: np.ndarray, found: dict[str, int]) -> tuple[np.ndarray, ...]:
@@ -142,13 +105,11 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, int], float]:
             up = np.asarray(rig.up_axis.vector, dtype=np.float64)
     except Exception as e:  # pybvh raises many kinds on malformed text
         raise DatasetError(f"{path}: cannot parse BVH: {type(e).__name__}: {e}") from None
+    try:  # as submission checked it from the header; again for the parsed rig
+        missing_joints(path, tuple(rig.joint_names))
+    except BvhError as e:
+        raise DatasetError(str(e)) from None
     found = match_joints(list(rig.joint_names))
-    missing = [j for j in REQUIRED if j not in found]
-    if missing:
-        raise DatasetError(
-            f"{path}: no joints the skeleton can use for {', '.join(missing)} "
-            f"(the file has {', '.join(rig.joint_names[:12])}); expected CMU or Mixamo names"
-        )
     if world.shape[0] < 2:
         raise DatasetError(f"{path}: has {world.shape[0]} frame(s), needs at least 2")
     return world, up, found, float(rig.fps)
