@@ -44,7 +44,12 @@ _CLAIM = text(
     " t.frame_count, t.index AS task_index, t.queue, t.max_attempts, j.name, j.spec, j.paused,"
     " now() AS now, (SELECT draining FROM workers WHERE name = :worker) AS draining,"
     " (SELECT blocked_at FROM worker_failures f WHERE f.job_id = t.job_id"
-    " AND f.worker = :worker) AS blocked_at"
+    " AND f.worker = :worker) AS blocked_at,"
+    # What a render's ``checkpoint: job:<name>`` stands for, read here rather than in a
+    # transaction of the chunk's own.
+    " (SELECT a.path FROM job_dependencies d JOIN artifacts a ON a.job_id = d.depends_on_id"
+    " AND a.kind = 'checkpoint' WHERE d.job_id = t.job_id ORDER BY a.id DESC LIMIT 1)"
+    " AS dependency_checkpoint"
     " FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = :task FOR UPDATE OF t"
 )
 
@@ -113,6 +118,7 @@ def claim(
             max_attempts=row.max_attempts,
             outgoing=outgoing,
             consumes=consumes,
+            dependency_checkpoint=row.dependency_checkpoint,
         )
 
 
@@ -267,6 +273,7 @@ def _chain(
         queue=queue,
         max_attempts=row.max_attempts,
         consumes=ctx.consumes,
+        dependency_checkpoint=ctx.dependency_checkpoint,
         # The same job's same queue: the decision holds (but for a newcomer, NO_NEWCOMER).
         share_known=known if kind is ctx.kind else None,
     )

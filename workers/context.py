@@ -79,6 +79,9 @@ class TaskContext:
     # once a delivery: its chain lasts FARM_CHAIN_S at most, so the decision is that fresh;
     # the projects it saw, so that one arriving since ends the chain. None: not decided.
     share_known: frozenset[str] | None = None
+    # The newest checkpoint of the jobs this one depends on, read with the claim (None: none
+    # then, or not read): what ``checkpoint: job:<name>`` resolves to.
+    dependency_checkpoint: str | None = None
     # When the progress values last changed (monotonic; 0: never): what stall_s watches.
     progress_moved_at: float = 0.0
     _last_values: dict[str, Any] | None = None

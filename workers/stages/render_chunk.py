@@ -36,6 +36,8 @@ def checkpoint_for(ctx: TaskContext) -> Path:
             return confine_input(ctx.settings, ref)
         except OutsideInputRoots as e:
             raise PermanentError(f"checkpoint: {e}") from None
+    if ctx.dependency_checkpoint is not None:  # read with the claim
+        return Path(ctx.dependency_checkpoint)
     with session_scope(ctx.settings) as s:
         path = s.execute(
             select(Artifact.path)
