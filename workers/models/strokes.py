@@ -11,12 +11,13 @@ generator, so a seed always writes the same glyph.
 Why the style and the position: without a style the decoder mixed the fonts' different
 constructions of one letter as it went (a glyph started as one font's and ended as
 another's), and without the absolute position it had to integrate forty offsets to know
-where a stroke should end, so the pen state stayed near its marginal entropy; with both,
-the written characters went from 9% to most of them legible (docs/models.md). A style row
+where a stroke should end, so the pen state stayed near its marginal entropy. A style row
 of its own ("any style") is trained by dropping the style of some glyphs, for fonts the
 model never saw (the held-out likelihood). Training adds uniform noise of one Hershey grid
 cell to every point (dequantisation, Theis et al. 2016): the fonts' integer coordinates
-otherwise let the mixture buy likelihood with spikes on the grid instead of shape.
+otherwise let the mixture buy likelihood with spikes on the grid instead of shape. Each of
+the three is worth 8-33 points of legibility; together with 2,400 steps the written
+characters a reader of unseen fonts reads as asked went from 9% to 96% (docs/models.md).
 
 The recurrence is ``torch.nn.LSTM`` (fused, about 3.6x the speed of a Python loop over a
 layer-normalised cell on one CPU thread), so the ten-minute budget buys that many more steps.
@@ -244,15 +245,16 @@ def sample(
     label: int | torch.Tensor,
     seed: int,
     temperature: float = 0.4,
-    pen_temperature: float = 1.0,
+    pen_temperature: float = 0.5,
     style: int | None = None,
 ) -> np.ndarray:
     """One glyph as stroke-3 rows ``(L, 3)`` (normalised units), the same for a seed on one
     device. ``label`` is a class index or class weights ``(C,)``; ``style`` a style index
     (None: any style). sketch-RNN's usual temperatures are 0.1-0.5 (lower: neater, less
-    varied). The pen state has its own temperature: sharpened like the offsets, the end
-    state (one row in a glyph's forty) lost to "down" in the old model and glyphs ran to
-    ``max_len`` in loops."""
+    varied). The pen state has its own temperature: sharpened like the offsets (0.1), the
+    end state (one row in a glyph's forty) lost to "down" in the first model and glyphs ran
+    to ``max_len`` in loops; at 1 the default model drops a closing stroke now and then
+    (93.5% legible against 96.4% at 0.5, docs/models.md)."""
     gen = torch.Generator().manual_seed(seed)
     lab = (label.float()[None] if isinstance(label, torch.Tensor)
            else torch.tensor([int(label)]))  # fmt: skip
