@@ -14,10 +14,13 @@ Hershey ``strokes`` set from their modules' ``DEFAULTS``, then prints a markdown
   one Gaussian over offsets and pen-state frequencies fitted to the training fonts; and
   legibility: the glyph reader of bench/judges.py, trained on the held-out fonts' glyphs
   only (rasterised by ``workers.datasets.strokes.rasters``), reads characters the model
-  writes (``--write-samples`` per character at temperature ``--temperature``) as the
-  requested one (target >= 90%), beside its reading of the training fonts' real glyphs.
+  writes in the default style (``--write-samples`` per character at each of
+  ``--temperatures``) as the requested one (target >= 90%), beside its reading of the
+  training fonts' real glyphs (all, and the written font's). The held-out NLL is in "any
+  style" (the held-out fonts have no style of their own), on the fonts' grid and
+  dequantised as training sees it.
 
-    python bench/motion_quality.py [--threads 2] [--epochs-scale 1.0] [--only motion]
+    python bench/motion_quality.py [--threads 2] [--epochs-scale 1.0] [--only strokes]
 
 and writes a contact sheet (``docs/img/motion-strokes.png``): six frames of each action's
 rollout, then "Hello farm 42" written by the stroke model.
@@ -46,7 +49,7 @@ from workers.draw import render_skeletons
 from workers.models import motion as motion_mod
 from workers.models import strokes as strokes_mod
 from workers.writing import frames_for as write_frames
-from workers.writing import write_text
+from workers.writing import style_index, write_text
 
 PX_PER_UNIT = 512 / 2.3  # a 512 px frame shows 2.3 body units
 
@@ -190,50 +193,67 @@ def glyph_set(rows: list[np.ndarray], like: StrokeSet) -> StrokeSet:
 
 def legibility(
     model: strokes_mod.StrokeDecoder, train: StrokeSet, held: StrokeSet, samples: int,
-    temperature: float,
+    temperatures: list[float], style: int | None,
 ) -> dict[str, float]:  # fmt: skip
-    """Share of written characters the held-out-font reader reads as requested, per class
-    averaged, beside its reading of the training fonts' real glyphs."""
+    """Share of written characters (in style index ``style``) the held-out-font reader reads
+    as requested, per temperature, beside its reading of the training fonts' real glyphs
+    (all, and the written font's alone)."""
     size = judges.READ_SIZE
     reader = judges.train_reader(rasters(held, size), torch.from_numpy(held.labels),
                                  len(held.classes))  # fmt: skip
-    real = float((judges.read(reader, rasters(train, size)) == train.labels).mean())
-    rows, labels = [], []
-    for c in range(len(train.classes)):
-        for s in range(samples):
-            rows.append(strokes_mod.sample(model, c, seed=1000 * c + s, temperature=temperature))
-            labels.append(c)
-    read = judges.read(reader, rasters(glyph_set(rows, train), size))
-    hits = read == np.array(labels)
-    asked = np.array(labels)
-    worst = sorted(range(len(train.classes)), key=lambda c: hits[asked == c].mean())
-    misread = [f"{train.classes[c]}->{train.classes[int(np.bincount(read[asked == c]).argmax())]}"
-               for c in worst[:12]]  # fmt: skip
-    print("least legible (asked->read most):", " ".join(misread))
-    return {"strokes_legible": float(hits.mean()), "strokes_reader_on_real": real}
+    on_real = judges.read(reader, rasters(train, size)) == train.labels
+    fonts = strokes_mod.style_indices(train).numpy()
+    out = {"strokes_reader_on_real": float(on_real.mean())}
+    if style is not None:
+        out["strokes_reader_on_real_style"] = float(on_real[fonts == style].mean())
+    for t in temperatures:
+        rows, labels = [], []
+        for c in range(len(train.classes)):
+            for s in range(samples):
+                rows.append(strokes_mod.sample(model, c, seed=1000 * c + s, temperature=t,
+                                               style=style))  # fmt: skip
+                labels.append(c)
+        read = judges.read(reader, rasters(glyph_set(rows, train), size))
+        asked = np.array(labels)
+        hits = read == asked
+        worst = sorted(range(len(train.classes)), key=lambda c: hits[asked == c].mean())
+        most = [int(np.bincount(read[asked == c]).argmax()) for c in range(len(train.classes))]
+        misread = [f"{train.classes[c]}->{train.classes[most[c]]}"
+                   for c in worst[:12] if hits[asked == c].mean() < 1]  # fmt: skip
+        print(f"T = {t}: least legible (asked->read most):", " ".join(misread))
+        out[f"strokes_legible_T{t:g}"] = float(hits.mean())
+    return out
 
 
 def bench_strokes(
-    threads: int, scale: float, samples: int = 4, temperature: float = 0.1
+    threads: int, scale: float, samples: int = 4, temperatures: tuple[float, ...] = (0.1, 0.3)
 ) -> dict[str, float]:
     train: StrokeSet = load_dataset("strokes", 16, options={"split": "train"}).meta["strokes"]
     held: StrokeSet = load_dataset("strokes", 16, options={"split": "heldout"}).meta["strokes"]
     d = strokes_mod.DEFAULTS
-    cfg = strokes_mod.StrokesConfig(num_classes=len(train.classes), hidden=d["hidden"],
-                                    mixtures=d["mixtures"])  # fmt: skip
+    fonts = strokes_mod.trained_styles(train)
+    cfg = strokes_mod.StrokesConfig(num_classes=len(train.classes), num_styles=len(fonts),
+                                    hidden=d["hidden"], mixtures=d["mixtures"])  # fmt: skip
     started = time.perf_counter()
     model, history, _ = strokes_mod.train_strokes(
         train, cfg, epochs=max(1, round(d["epochs"] * scale)), batch_size=d["batch_size"],
         lr=d["lr"], seed=0, augment=d["augment"], lr_floor=d["lr_floor"],
+        style_dropout=d["style_dropout"], dequantise_cells=d["dequantise"],
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    read = legibility(model, train, held, samples, temperature)
-    text = write_text(model, train.classes, "Hello farm 42", seed=0)
+    load = os.getloadavg()[0]
+    style = style_index(fonts, None)
+    print(f"strokes: trained {seconds:.0f} s on {len(train)} glyphs of {', '.join(fonts)}; "
+          f"writes in {fonts[style] if style is not None else 'any style'}")  # fmt: skip
+    read = legibility(model, train, held, samples, list(temperatures), style)
+    text = write_text(model, train.classes, "Hello farm 42", seed=0, style=style)
     SHEET.append(write_frames(text, [0], 1, 768, 128, line_width=3.0)[0])
     return {
         "strokes_train_s": seconds,
+        "strokes_load_1min_after_training": load,
         "strokes_final_loss": history[-1]["loss"],
         "strokes_heldout_nll": strokes_mod.evaluate_nll(model, held),
+        "strokes_heldout_nll_dequantised": strokes_mod.evaluate_nll(model, held, dequantised=True),
         "strokes_baseline_nll": baseline_nll(train, held),
         "strokes_steps": float(len(history) * math.ceil(len(train) / d["batch_size"])),
         **read,
@@ -246,7 +266,7 @@ def main() -> None:
     parser.add_argument("--epochs-scale", type=float, default=1.0)
     parser.add_argument("--only", choices=("motion", "strokes"), default=None)
     parser.add_argument("--write-samples", type=int, default=4, help="per character")
-    parser.add_argument("--temperature", type=float, default=0.1, help="for legibility")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.1, 0.3])
     parser.add_argument("--sheet", type=Path, default=Path("docs/img/motion-strokes.png"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -255,7 +275,7 @@ def main() -> None:
         results.update(bench_motion(args.threads, args.epochs_scale))
     if args.only in (None, "strokes"):
         results.update(bench_strokes(args.threads, args.epochs_scale, args.write_samples,
-                                     args.temperature))  # fmt: skip
+                                     tuple(args.temperatures)))  # fmt: skip
     if SHEET:
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(SHEET, axis=0)).save(args.sheet)

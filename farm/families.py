@@ -109,14 +109,27 @@ MOTION_DEFAULTS: dict[str, Any] = {
     "lr_floor": 0.05,
 }
 STROKES_DEFAULTS: dict[str, Any] = {
-    "epochs": 60,
+    "epochs": 300,
     "batch_size": 64,
     "lr": 3e-3,
     "hidden": 128,
     "mixtures": 10,
     "augment": 0.15,
     "lr_floor": 0.05,
+    "style_dropout": 0.1,
+    "dequantise": 1.0,
 }
+# ``dataset: strokes``: the Hershey fonts a job trains on unless it names ``fonts``, the
+# roman, sans and script ones people write with (the gothic ones, whose constructions differ
+# most, stay an option), and the fonts kept out for evaluation, one per look where the
+# fonts named hold them. ``mode: write`` writes in STROKE_STYLE (Roman simplex, one line
+# per stroke) when the spec names no ``style`` and the model has it.
+STROKE_FONTS = (
+    "futural", "futuram", "cursive", "rowmand", "rowmans", "rowmant", "scriptc", "scripts",
+    "timesi", "timesib", "timesr", "timesrb",
+)  # fmt: skip
+STROKE_HELDOUT_FONTS = ("futuram", "gothicita", "rowmant", "scriptc", "timesib")
+STROKE_STYLE = "rowmans"
 
 # Per image size, what grows with it: the latent, the finest stage's width (``width``; each
 # coarser stage doubles it, capped at 256), the batch and the training length. Found with
@@ -308,6 +321,7 @@ def info_from_train_spec(spec: Mapping[str, Any]) -> ModelInfo:
     # An unconditional VAE on a labelled set still knows the classes, through its class means.
     reachable = bool(names) and (conditional or family in ("vae", *SEQUENCE_FAMILIES))
     channels = spec.get("channels")
+    glyph_styles = tuple(sorted(set(spec.get("fonts") or ()))) if names else ()
     return ModelInfo(
         family=family,
         conditional=conditional,
@@ -320,8 +334,17 @@ def info_from_train_spec(spec: Mapping[str, Any]) -> ModelInfo:
         sdf_spread_px=float(spec.get("sdf_spread_px") or 4.0),
         # The glyph set draws the fonts a spec names in sorted order; without names only the
         # worker knows the fonts (and the checkpoint's ``style_names`` will say).
-        styles=tuple(sorted(set(spec.get("fonts") or ()))) if names else (),
+        styles=stroke_styles(spec) if family == "strokes" else glyph_styles,
     )
+
+
+def stroke_styles(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fonts a strokes job trains on (what a write's ``style`` may name): its ``fonts``
+    (default :data:`STROKE_FONTS`) less the held-out ones, as ``dataset: strokes`` splits."""
+    fonts = list(spec.get("fonts") or STROKE_FONTS)
+    held = spec.get("heldout_fonts")
+    held = set(STROKE_HELDOUT_FONTS if held is None else held)
+    return tuple(f for f in fonts if f not in held)
 
 
 def info_from_metadata(meta: Mapping[str, Any]) -> ModelInfo:

@@ -330,6 +330,11 @@ def sequence_problems(spec: RenderSpec, info: ModelInfo) -> list[tuple[str, str]
         if missing:
             chars = ", ".join(repr(c) for c in missing)
             out.append(("text", f"{chars} not in the stroke model's charset ({_charset(info)})"))
+    # the styles: the checkpoint's fonts, or (before it exists) the spec's less the held out
+    fonts = info.styles
+    if spec.mode == "write" and spec.style is not None and fonts and spec.style not in fonts:
+        why = f"{spec.style!r}: the model was trained on the fonts {', '.join(fonts)}"
+        out.append(("style", why))
     if spec.colors is not None:
         for option, value in spec.colors.model_dump(exclude_none=True).items():
             if option not in VECTOR_COLOURS:

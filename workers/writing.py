@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from farm.families import STROKE_STYLE
 from workers.draw import Colour, add_strokes, ink_over, polyline
 from workers.models.strokes import StrokeDecoder, sample
 
@@ -43,14 +44,31 @@ def glyph_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index) % (2**63)
 
 
+def style_index(style_names: Sequence[str], style: str | None) -> int | None:
+    """The model's index of font ``style``; without one, :data:`STROKE_STYLE` where the
+    model has it, else its first font (one font's constructions, never a mix of them), and
+    None for a model without styles. Raises ValueError for a font it was not trained on."""
+    names = list(style_names)
+    if style is not None:
+        if style not in names:
+            have = ", ".join(names) if names else "none: it has no style input"
+            raise ValueError(f"{style!r} is not a font the model was trained on ({have})")
+        return names.index(style)
+    if not names:
+        return None
+    return names.index(STROKE_STYLE) if STROKE_STYLE in names else 0
+
+
 def write_text(
     model: StrokeDecoder,
     classes: Sequence[str],
     text: str,
     seed: int,
     temperature: float = 0.3,
+    style: int | None = None,
 ) -> Written:
-    """Sample each character of ``text`` (spaces advance the pen) and set them on one line.
+    """Sample each character of ``text`` (spaces advance the pen) in style index ``style``
+    (None: any style) and set them on one line.
 
     Raises ValueError naming the characters the model has no class for.
     """
@@ -60,7 +78,7 @@ def write_text(
     glyphs: list[np.ndarray | None] = []
     for i, ch in enumerate(text):
         glyphs.append(None if ch == " " else sample(model, classes.index(ch), glyph_seed(seed, i),
-                                                     temperature))  # fmt: skip
+                                                     temperature, style=style))  # fmt: skip
     widths = [np.ptp(np.cumsum(g[:, 0])) for g in glyphs if g is not None and len(g)]
     unit = float(np.mean(widths)) if widths else 1.0
     points = [np.zeros((1, 2))]

@@ -99,7 +99,10 @@ class RenderSpec(_Spec):
         default=None, gt=0, le=512, description="write: line width in output pixels"
     )
     style: str | None = Field(
-        default=None, min_length=1, max_length=200, description="title: one font for the word"
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="title: one font for the word; write: the font the pen writes in",
     )
     colors: Colors | None = Field(default=None, description="fill, outline, background...")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="noise / rollout clip seed")
@@ -188,7 +191,8 @@ class RenderSpec(_Spec):
 
     def _title_problems(self) -> list[tuple[str, str]]:
         if self.mode != "title":
-            shared = {"write": ("text", "hold"), "motion": ("transition",)}.get(self.mode, ())
+            shares = {"write": ("text", "hold", "style"), "motion": ("transition",)}
+            shared = shares.get(self.mode, ())
             return [
                 (f, f"only mode 'title' uses it, not {self.mode!r}")
                 for f in ("text", "hold", "transition", "style")

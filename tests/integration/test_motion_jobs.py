@@ -120,6 +120,7 @@ def test_bad_motion_and_write_renders_are_refused(farm: Farm, trained: dict[str,
         (motion_spec("m4", colors={"glow": "red"}), "colors.glow"),
         (write_spec("w1", text="Hello"), "text"),
         (write_spec("w2", checkpoint="job:motion-t"), "checkpoint"),
+        (write_spec("w3", style="gothiceng"), "style"),  # not a font the model trained on
         (motion_spec("m5", checkpoint="job:strokes-t"), "checkpoint"),
     ]
     for spec, field in cases:

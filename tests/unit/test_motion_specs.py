@@ -152,6 +152,28 @@ def test_the_checkpoint_decides_modes_actions_characters_and_colours() -> None:
     assert len(words.classes) == 26
 
 
+def test_a_write_style_is_a_font_the_stroke_model_trained_on() -> None:
+    from farm.families import STROKE_STYLE
+
+    default = info_from_train_spec({"model": "strokes", "dataset": "strokes"})
+    assert STROKE_STYLE in default.styles and "rowmant" not in default.styles  # held out
+    roman = parse_spec(write(style="rowmans"))
+    gothic = parse_spec(write(style="gothiceng"))
+    assert isinstance(roman, RenderSpec) and isinstance(gothic, RenderSpec)
+    assert model_problems(roman, default) == []
+    problems = model_problems(gothic, default)
+    assert [f for f, _ in problems] == ["style"] and "rowmans" in problems[0][1]
+    two = {"fonts": ["gothiceng", "futural"], "heldout_fonts": []}
+    chosen = info_from_train_spec({"model": "strokes", "dataset": "strokes", **two})
+    assert chosen.styles == ("gothiceng", "futural") and model_problems(gothic, chosen) == []
+    trained = info_from_metadata({"family": "strokes", "config": {"num_classes": 2},
+                                  "classes": ["H", "i"], "style_names": ["futural"]})  # fmt: skip
+    hi = parse_spec(write(style="rowmans"))
+    assert isinstance(hi, RenderSpec)
+    assert [f for f, _ in model_problems(hi, trained)] == ["style"]
+    assert fields(motion(style="rowmans")) == ["style"]
+
+
 def _job(spec: dict[str, Any], model: torch.nn.Module, meta: dict[str, Any], total: int) -> Any:
     from workers.modes import RenderJob
 
@@ -201,6 +223,26 @@ def test_write_frames_are_chunk_invariant_and_end_held() -> None:
     meta = {"family": "strokes", "classes": ["a", "b"]}
     with pytest.raises(PermanentError, match="text"):
         _frames(_job({**spec, "text": "abc"}, model, meta, 12), "write", [0])
+
+
+def test_write_renders_in_the_named_style_and_refuses_an_unknown_one() -> None:
+    from workers.context import PermanentError
+    from workers.models.strokes import StrokeDecoder, StrokesConfig
+
+    torch.manual_seed(0)
+    cfg = StrokesConfig(num_classes=2, num_styles=2, hidden=8, mixtures=2, max_len=12)
+    model = StrokeDecoder(cfg).eval()
+    with torch.no_grad():
+        model.style.weight.mul_(50)  # the fonts' embeddings far apart: different glyphs
+    spec = {"mode": "write", "text": "ab", "width": 48, "height": 24, "seed": 5, "fps": 24.0}
+    meta = {"family": "strokes", "classes": ["a", "b"], "style_names": ["futural", "rowmans"]}
+    default = _frames(_job(spec, model, meta, 4), "write", [3])
+    roman = _frames(_job({**spec, "style": "rowmans"}, model, meta, 4), "write", [3])
+    sans = _frames(_job({**spec, "style": "futural"}, model, meta, 4), "write", [3])
+    assert np.array_equal(default, roman), "without a style the model writes Roman simplex"
+    assert not np.array_equal(roman, sans)
+    with pytest.raises(PermanentError, match="style: 'timesr'"):
+        _frames(_job({**spec, "style": "timesr"}, model, meta, 4), "write", [0])
 
 
 def test_a_frame_drawn_in_the_figures_box_is_the_full_frame_drawing() -> None:

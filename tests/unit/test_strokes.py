@@ -10,18 +10,22 @@ import torch
 
 from workers.datasets import load_dataset
 from workers.datasets.base import DatasetError
-from workers.datasets.strokes import HELDOUT_FONTS, LATIN_FONTS, _font, build
+from workers.datasets.strokes import DEFAULT_FONTS, HELDOUT_FONTS, LATIN_FONTS, _font, build
 from workers.models.strokes import (
+    START,
     Mixture,
     StrokeDecoder,
     StrokesConfig,
+    dequantise,
     sample,
     sample_mixture,
     sample_pen,
+    style_indices,
     to_stroke5,
     train_strokes,
+    trained_styles,
 )
-from workers.writing import frames_for, visible_segments, write_text
+from workers.writing import frames_for, style_index, visible_segments, write_text
 
 
 def test_cumulative_offsets_reproduce_the_hershey_points() -> None:
@@ -47,11 +51,13 @@ def test_loader_splits_fonts_and_draws_each_glyph() -> None:
     train = load_dataset("strokes", 16, options={"charset": "A-C"})
     held = load_dataset("strokes", 16, options={"charset": "A-C", "split": "heldout"})
     assert train.classes == ["A", "B", "C"]
-    assert train.style_names == list(LATIN_FONTS)
+    assert train.style_names == list(DEFAULT_FONTS)
+    assert set(DEFAULT_FONTS) < set(LATIN_FONTS) and "gothiceng" not in DEFAULT_FONTS
     assert train.styles is not None and held.styles is not None and held.style_names
     used = {train.style_names[s] for s in train.styles.tolist()}
-    assert used == set(LATIN_FONTS) - set(HELDOUT_FONTS)
-    assert {held.style_names[s] for s in held.styles.tolist()} == set(HELDOUT_FONTS)
+    assert used == set(DEFAULT_FONTS) - set(HELDOUT_FONTS)
+    want = set(HELDOUT_FONTS) & set(DEFAULT_FONTS)
+    assert {held.style_names[s] for s in held.styles.tolist()} == want and len(want) == 4
     assert held.meta["strokes"].scale == train.meta["strokes"].scale
     assert tuple(train.data.shape) == (3 * len(used), 1, 16, 16)
     assert 0.02 < float(train.data.mean()) < 0.5
@@ -128,7 +134,7 @@ def test_tiny_training_lowers_the_loss_and_sampling_is_deterministic() -> None:
     torch.set_num_threads(1)
     strokes = build(["futural", "rowmans"], ["futural", "rowmans"], list("LIT"), ["futural"])
     cfg = StrokesConfig(num_classes=3, hidden=32, mixtures=3, embed=4, max_len=40)
-    model, history, _ = train_strokes(strokes, cfg, epochs=25, batch_size=6, lr=1e-2, seed=0,
+    model, history, _ = train_strokes(strokes, cfg, epochs=50, batch_size=6, lr=1e-2, seed=0,
                                       augment=0.0)  # fmt: skip
     assert history[-1]["loss"] < history[0]["loss"] - 1.0
     assert math.isfinite(history[-1]["loss"])
@@ -156,6 +162,64 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights() -> 
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     with pytest.raises(ValueError, match="seed"):
         train_strokes(strokes, cfg, **{**kw, "seed": 3}, resume_state=states[0])  # type: ignore[arg-type]
+
+
+def test_stepping_with_the_state_matches_the_whole_sequence() -> None:
+    """Sampling feeds one row at a time: the state must carry the LSTM and the pen position."""
+    torch.manual_seed(0)
+    cfg = StrokesConfig(num_classes=3, num_styles=2, hidden=16, mixtures=2, embed=4, max_len=9)
+    model = StrokeDecoder(cfg).eval()
+    rows = torch.cat([START.view(1, 1, 5), torch.randn(1, 5, 5)], dim=1)
+    labels, styles = torch.tensor([2]), torch.tensor([1])
+    whole, _ = model(rows, labels, styles)
+    state, pens = None, []
+    for t in range(rows.shape[1]):
+        mix, state = model(rows[:, t : t + 1], labels, styles, state)
+        pens.append(mix.pen)
+    torch.testing.assert_close(torch.cat(pens, dim=1), whole.pen)
+    torch.testing.assert_close(state[2], rows[0, :, :2].sum(0, keepdim=True))
+    moved, _ = model(rows + torch.tensor([0.5, 0, 0, 0, 0]), labels, styles)
+    assert not torch.allclose(moved.pen[:, -1], whole.pen[:, -1]), "the position is an input"
+    other, _ = model(rows, labels, torch.tensor([0]))
+    assert not torch.allclose(other.pen, whole.pen), "the style is an input"
+
+
+def test_dequantising_keeps_every_point_within_its_cell() -> None:
+    s3 = torch.tensor([[[1.0, 2.0, 0.0], [3.0, 4.0, 1.0], [2.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])
+    tgt = to_stroke5(s3, torch.tensor([3]))
+    out = dequantise(tgt, torch.tensor([3]), torch.tensor([0.5]), torch.Generator().manual_seed(0))
+    moved = out[0, :3, :2].cumsum(0) - tgt[0, :3, :2].cumsum(0)
+    assert 0 < moved.abs().max() <= 0.25
+    torch.testing.assert_close(out[..., 2:], tgt[..., 2:])
+    torch.testing.assert_close(out[0, 4:], tgt[0, 4:])  # padding after the end row untouched
+
+
+def test_styles_are_the_trained_fonts_and_checked() -> None:
+    fonts = ["futural", "rowmans", "timesr"]
+    strokes = build(fonts, ["futural", "timesr"], list("LI"), ["futural"])
+    assert trained_styles(strokes) == ["futural", "timesr"]
+    assert style_indices(strokes).tolist() == [0, 0, 1, 1]
+    cfg = StrokesConfig(num_classes=2, num_styles=3, hidden=8, mixtures=2, embed=4, max_len=20)
+    with pytest.raises(ValueError, match="2 styles"):
+        train_strokes(strokes, cfg, epochs=1, batch_size=4, lr=1e-2, seed=0)
+    assert style_index(["futural", "rowmans"], None) == 1  # Roman simplex by default
+    assert style_index(["futural", "timesr"], None) == 0
+    assert style_index([], None) is None
+    assert style_index(["futural", "timesr"], "timesr") == 1
+    with pytest.raises(ValueError, match="'cursive' is not a font"):
+        style_index(["futural"], "cursive")
+
+
+def test_a_checkpoint_from_before_the_style_input_is_refused_by_name() -> None:
+    from workers.checkpoint import CheckpointError
+    from workers.models import get_family
+
+    family = get_family("strokes")
+    cfg = StrokesConfig(num_classes=3, num_styles=2, hidden=8, mixtures=2, embed=4)
+    assert isinstance(family.build(cfg.to_dict()), StrokeDecoder)
+    old = {"num_classes": 3, "hidden": 8, "mixtures": 2, "embed": 4, "max_len": 160}
+    with pytest.raises(CheckpointError, match=r"format 1.*train it again"):
+        family.build(old)
 
 
 def test_the_control_plane_knows_the_family_with_the_same_defaults() -> None:

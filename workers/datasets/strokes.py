@@ -1,5 +1,6 @@
 """``strokes``: pen-stroke glyphs from the Hershey stroke fonts (the ``Hershey-Fonts`` wheel,
-32 fonts as point sequences), as stroke-3 sequences ``(dx, dy, pen)`` for sketch-RNN.
+32 fonts as point sequences; by default the 12 roman, sans and script ones of its 18 Latin
+fonts), as stroke-3 sequences ``(dx, dy, pen)`` for sketch-RNN.
 
 Each glyph is its strokes' points in order; row ``i`` is the offset from the previous point
 (from the glyph's origin for the first) and ``pen = 1`` when the pen lifts after point ``i``
@@ -25,6 +26,7 @@ from HersheyFonts import HersheyFonts
 from PIL import Image, ImageDraw
 
 from farm.charset import DEFAULT_CHARSET
+from farm.families import STROKE_FONTS, STROKE_HELDOUT_FONTS
 from workers.datasets.base import Dataset, DatasetError, Request
 from workers.datasets.glyphs import parse_charset
 
@@ -35,8 +37,9 @@ LATIN_FONTS = (
     "gothicita", "gothitt", "rowmand", "rowmans", "rowmant", "scriptc", "scripts",
     "timesi", "timesib", "timesr", "timesrb",
 )  # fmt: skip
-# One of each family of look, kept out of training.
-HELDOUT_FONTS = ("futuram", "gothicita", "rowmant", "timesib")
+# The default fonts and held-out ones (farm.families: submission checks styles against them).
+DEFAULT_FONTS = STROKE_FONTS
+HELDOUT_FONTS = STROKE_HELDOUT_FONTS
 OPTIONS = ("channels", "charset", "fonts", "heldout_fonts", "split")
 
 
@@ -95,7 +98,7 @@ def glyph_rows(font: str, ch: str) -> tuple[np.ndarray, float, float] | None:
 
 def _split_fonts(req: Request) -> tuple[list[str], list[str]]:
     known = font_names()
-    fonts = req.names("fonts") or list(LATIN_FONTS)
+    fonts = req.names("fonts") or list(DEFAULT_FONTS)
     held = req.names("heldout_fonts")
     held = list(HELDOUT_FONTS) if held is None else held
     unknown = [f for f in (*fonts, *held) if f not in known]
@@ -174,8 +177,9 @@ def rasters(strokes: StrokeSet, size: int) -> torch.Tensor:
 
 
 def load(req: Request) -> Dataset:
-    """Options: ``charset`` (default ``A-Za-z0-9``), ``fonts`` (default the 18 Latin ones),
-    ``heldout_fonts`` (default one per family of look), ``split`` ("train", "heldout" or
+    """Options: ``charset`` (default ``A-Za-z0-9``), ``fonts`` (default the 12 roman, sans
+    and script ones of the 18 Latin ones), ``heldout_fonts`` (default one per family of
+    look), ``split`` ("train", "heldout" or
     "all"); ``channels`` is 1."""
     req.check_options(OPTIONS)
     if req.options.get("channels", 1) != 1:

@@ -1,5 +1,6 @@
-"""``mode: write``: the stroke model writes ``text`` pen step by pen step, then the finished
-text holds (:mod:`workers.writing`).
+"""``mode: write``: the stroke model writes ``text`` pen step by pen step in one font (the
+spec's ``style``, else :data:`farm.families.STROKE_STYLE`), then the finished text holds
+(:mod:`workers.writing`).
 
 The glyphs are sampled from seeds derived from the spec's seed and each character's
 position, so every chunk samples the same text, and a frame shows a prefix of it that
@@ -18,7 +19,7 @@ from workers.draw import Colour, backdrop
 from workers.models.strokes import StrokeDecoder
 from workers.modes.base import RenderJob
 from workers.modes.motion import BATCH_PIXELS, _rgb
-from workers.writing import frames_for, write_text
+from workers.writing import frames_for, style_index, write_text
 
 INK = (20, 20, 30)
 PAPER = (250, 248, 240)
@@ -32,8 +33,14 @@ def render(job: RenderJob, positions: Sequence[int]) -> Iterator[np.ndarray]:
     assert isinstance(model, StrokeDecoder)
     spec = job.spec
     classes = [str(c) for c in job.meta.get("classes") or ()]
+    fonts = [str(f) for f in job.meta.get("style_names") or ()] if model.cfg.num_styles else []
     try:
-        written = write_text(model, classes, str(spec.get("text") or ""), int(spec.get("seed", 0)))
+        style = style_index(fonts, spec.get("style"))
+    except ValueError as e:
+        raise PermanentError(f"style: {e}") from e
+    try:
+        written = write_text(model, classes, str(spec.get("text") or ""), int(spec.get("seed", 0)),
+                             style=style)  # fmt: skip
     except ValueError as e:
         raise PermanentError(f"text: {e}") from e
     w, h, total = int(spec["width"]), int(spec["height"]), job.total

@@ -1,13 +1,14 @@
 """Stroke jobs (``model: strokes``): the class-conditional sketch-RNN decoder on the Hershey
 glyphs of ``dataset: strokes`` (its ``charset`` are the classes). The metadata names the
-characters in label order (what ``mode: write`` may write) and the offsets' normaliser."""
+characters in label order (what ``mode: write`` may write), the fonts it was trained on in
+style order (``style_names``: what a write's ``style`` may name) and the offsets' normaliser."""
 
 from __future__ import annotations
 
 from farm.families import STROKES_DEFAULTS
 from workers.context import PermanentError
 from workers.datasets.strokes import StrokeSet
-from workers.models.strokes import StrokesConfig, train_strokes
+from workers.models.strokes import StrokesConfig, train_strokes, trained_styles
 from workers.trainers.base import Trained, TrainJob
 
 
@@ -21,8 +22,10 @@ def strokes_of(job: TrainJob) -> StrokeSet:
 def train(job: TrainJob) -> Trained:
     spec = job.spec
     strokes = strokes_of(job)
+    fonts = trained_styles(strokes)
     cfg = StrokesConfig(
         num_classes=len(strokes.classes),
+        num_styles=len(fonts),
         hidden=int(spec["hidden"]),
         mixtures=int(STROKES_DEFAULTS["mixtures"]),
     )
@@ -43,6 +46,8 @@ def train(job: TrainJob) -> Trained:
         on_checkpoint=hooks.on_checkpoint,
         augment=float(STROKES_DEFAULTS["augment"]),
         lr_floor=float(STROKES_DEFAULTS["lr_floor"]),
+        style_dropout=float(STROKES_DEFAULTS["style_dropout"]),
+        dequantise_cells=float(STROKES_DEFAULTS["dequantise"]),
     )
     meta = {
         "config": cfg.to_dict(),
@@ -50,7 +55,7 @@ def train(job: TrainJob) -> Trained:
         "epoch": epochs,
         "resumed_from_epoch": hooks.resumed_from,
         "classes": list(strokes.classes),
-        "style_names": list(strokes.style_names),
+        "style_names": fonts,
         "scale": float(strokes.scale),
         "glyphs": len(strokes),
     }
