@@ -92,7 +92,7 @@ class TrainSpec(_Spec):
         "default 0",
     )  # fmt: skip
     min_std: float | None = Field(
-        default=None, ge=0, lt=1,
+        default=None, ge=0, lt=1, strict=True, allow_inf_nan=False,
         description="vae: a floor under the posterior's standard deviation, so prior samples "
         "decode like the training glyphs (0: none); default 0.5 for a conditional vae on "
         "glyphs or sprites, 0 otherwise",

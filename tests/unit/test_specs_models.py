@@ -397,6 +397,8 @@ def test_min_std_is_a_vae_option_with_named_errors() -> None:
     for bad, field_reason in [
         ({"min_std": -0.1}, "greater than or equal to 0"),
         ({"min_std": 1.0}, "less than 1"),
+        ({"min_std": True}, "valid number"),
+        ({"min_std": float("nan")}, "finite number"),
         ({"model": "gan", "min_std": 0.3}, "only a vae job"),
     ]:
         with pytest.raises(SpecError) as e:
