@@ -158,7 +158,7 @@ SIZE_DEFAULTS: dict[str, dict[int, dict[str, int]]] = {"vae": VAE_SIZES, "gan": 
 # over seeds (bench/cvae_sweep.py, docs/models.md). The misreads were thin strokes breaking
 # up at prior latents between the fonts' near-point posteriors: a floor of 0.5 under the
 # posterior's std (min_std) makes the decoder learn those neighbourhoods; FiLM conditioning
-# and a KL weight above 1 did not help.
+# and a KL weight above 1 did not (seed 1). The demo pins its own (farm/demo.py).
 SHAPE_CVAE: dict[str, Any] = {"latent_dim": 2, "epochs": 160, "min_std": 0.5}
 
 
