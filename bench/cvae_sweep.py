@@ -11,8 +11,12 @@ keyframes at 512² with the same reader (trained on the held-out fonts only, onc
         --config latent=2,epochs=160 --config latent=2,epochs=240,kl_warmup=40
 
 A configuration is comma-separated ``key=value``: ``latent``, ``epochs``, ``kl_warmup``
-(epochs), ``kl_weight``, ``free_bits`` (nats per dimension), ``lr`` and ``lr_schedule``
-(constant, cosine). Unset keys take the shape cVAE's defaults (farm.families.SHAPE_CVAE).
+(epochs), ``kl_weight``, ``free_bits`` (nats per dimension), ``lr``, ``lr_schedule``
+(constant, cosine), ``conditioning`` (concat, film), ``width`` (the finest stage's),
+``hidden`` (the dense layers'), ``embed`` (the class embedding's size), ``batch`` and
+``min_std`` (the posterior's floor). Unset keys take the shape cVAE's defaults
+(farm.families.SHAPE_CVAE, then the 32 px size row).
+``--dump DIR`` writes each run's misread keyframes there as PNG, captioned requested>read.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.model_quality import (
@@ -46,6 +51,12 @@ KEYS = {
     "free_bits": float,
     "lr": float,
     "lr_schedule": str,
+    "conditioning": str,
+    "width": int,
+    "hidden": int,
+    "embed": int,
+    "batch": int,
+    "min_std": float,
 }
 
 
@@ -59,6 +70,22 @@ def parse_config(text: str) -> dict[str, Any]:
     return out
 
 
+def dump_frames(folder: Path, tag: str, frames: list[np.ndarray], captions: list[str]) -> None:
+    """Misread keyframes side by side at 128 px, one PNG per storyboard, captioned."""
+    if not frames:
+        return
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    side = 128
+    sheet = Image.new("RGB", (side * len(frames), side + 16), (0, 0, 0))
+    draw = ImageDraw.Draw(sheet)
+    for i, (frame, caption) in enumerate(zip(frames, captions, strict=True)):
+        sheet.paste(Image.fromarray(frame).resize((side, side)), (i * side, 16))
+        draw.text((i * side + 4, 2), caption, fill=(255, 255, 255))
+    sheet.save(folder / f"{tag.replace(',', '_')}.png")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -67,6 +94,7 @@ def main() -> None:
     ap.add_argument("--config", action="append", default=[], help="key=value,...")
     ap.add_argument("--reader-cache", type=Path, default=Path("/tmp/cvae_sweep_reader.st"))
     ap.add_argument("--results", type=Path, default=None, help="append JSON lines here")
+    ap.add_argument("--dump", type=Path, default=None, help="write misread keyframes here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -91,16 +119,20 @@ def main() -> None:
             cfg = VAEConfig(
                 image_size=GLYPH_SIZE,
                 latent_dim=latent,
-                channels=size_row["width"],
+                channels=conf.get("width", size_row["width"]),
                 num_classes=n_cls,
                 target="sdf",
+                hidden=conf.get("hidden", 256),
+                class_embed_dim=conf.get("embed", 8),
+                conditioning=conf.get("conditioning", base.get("conditioning", "concat")),
+                min_std=conf.get("min_std", base.get("min_std", 0.0)),
             )
             started, cpu = time.perf_counter(), time.process_time()
             cvae, history = train_vae(
                 train.sdf,
                 cfg,
                 epochs=epochs,
-                batch_size=size_row["batch_size"],
+                batch_size=conf.get("batch", size_row["batch_size"]),
                 lr=conf.get("lr", VAE_DEFAULTS["lr"]),
                 seed=seed,
                 labels=train.labels,
@@ -115,11 +147,22 @@ def main() -> None:
             accs, misread, edge = [], [], 0.0
             for k in range(args.story_seeds):
                 wrong: list[tuple[int, int]] = []
+                frames: list[np.ndarray] = []
                 _, acc, e, _ = storyboard_legibility(
-                    cvae, reader, n_cls, latent, style, seed=1000 * (k + 1), misread=wrong
+                    cvae,
+                    reader,
+                    n_cls,
+                    latent,
+                    style,
+                    seed=1000 * (k + 1),
+                    misread=wrong,
+                    misread_frames=frames,
                 )
                 accs.append(acc)
                 misread.append([f"{train.classes[a]}>{train.classes[b]}" for a, b in wrong])
+                if args.dump is not None:
+                    tag = f"{text or 'default'}-s{seed}-b{1000 * (k + 1)}".replace("=", "")
+                    dump_frames(args.dump, tag, frames, misread[-1])
                 edge = e if k == 0 else edge
             mean_acc = sum(accs) / len(accs)
             print(

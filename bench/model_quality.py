@@ -384,10 +384,12 @@ def storyboard_legibility(
     seed: int = 1000,
     misread: list[tuple[int, int]] | None = None,
     temperature: float = 1.0,
+    misread_frames: list[np.ndarray] | None = None,
 ) -> tuple[list[int], float, float, float]:
     """The storyboard's keyframes (every class twice, prior latents from ``seed``) rendered
     at RENDER² and read by ``reader``: (keyframe positions, share read as requested, edge
-    width in px, render seconds). ``misread`` collects (requested, read) pairs."""
+    width in px, render seconds). ``misread`` collects (requested, read) pairs and
+    ``misread_frames`` their frames ``(512, 512, 3)``, to look at."""
     fill, bg = _rgb(FILL), _rgb(BACKGROUND)
     shots = _glyph_shots(n_cls, hold=2)
     keys = storyboard_keyframes(shots, n_cls)
@@ -403,6 +405,8 @@ def storyboard_legibility(
     got = judges.read(reader, x)
     if misread is not None:
         misread += [(int(a), int(b)) for a, b in zip(want, got, strict=True) if a != b]
+    if misread_frames is not None:
+        misread_frames += [frames[i] for i in np.flatnonzero(want != got)]
     return keys, float((got == want).mean()), judges.edge_width(cov), render_secs
 
 
@@ -443,6 +447,8 @@ def glyphs_section(args: argparse.Namespace) -> None:
         channels=vd["width"],
         num_classes=n_cls,
         target="sdf",
+        conditioning=vd.get("conditioning", "concat"),
+        min_std=vd.get("min_std", 0.0),
     )
     (cvae, _), times["cVAE (sdf)"] = timed(
         "cVAE",

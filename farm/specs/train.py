@@ -91,6 +91,17 @@ class TrainSpec(_Spec):
         description="vae: epochs over which the KL term's weight ramps from 0 to 1 (0: none); "
         "default 0",
     )  # fmt: skip
+    min_std: float | None = Field(
+        default=None, ge=0, lt=1, strict=True, allow_inf_nan=False,
+        description="vae: a floor under the posterior's standard deviation, so prior samples "
+        "decode like the training glyphs (0: none); default 0.5 for a conditional vae on "
+        "glyphs or sprites, 0 otherwise",
+    )  # fmt: skip
+    conditioning: Literal["concat", "film"] | None = Field(
+        default=None,
+        description="conditional vae: how the decoder sees the class, at its dense layer only "
+        "(concat) or also scaling and shifting every stage (film); default concat",
+    )
     image_size: int = Field(
         default=16, ge=4, le=256, multiple_of=4, description="8, 16, 32, 64, 128 or 256"
     )
@@ -128,6 +139,9 @@ class TrainSpec(_Spec):
         out.setdefault(info.unit, d[info.unit])
         if info.name == "vae":
             out.setdefault("kl_warmup_epochs", d["kl_warmup_epochs"])
+            out.setdefault("min_std", d["min_std"])
+            if out.get("conditional") is True:
+                out.setdefault("conditioning", d["conditioning"])
         for key in ("batch_size", "lr"):
             out.setdefault(key, d[key])
         out.setdefault("latent_dim", info.extra.get("latent_dim", d.get("latent_dim", 8)))
@@ -225,6 +239,10 @@ class TrainSpec(_Spec):
                         "KL weight would never reach 1",
                     )
                 )
+        if self.min_std is not None and self.model != "vae":
+            out.append(("min_std", "only a vae job has this field"))
+        if self.conditioning is not None and (self.model != "vae" or not self.conditional):
+            out.append(("conditioning", "only a conditional vae job has this field"))
         if self.model not in ("lstm", *SEQUENCE_FAMILIES):
             for f in ("hidden", "clips", "frame_vae"):
                 if getattr(self, f) is not None:

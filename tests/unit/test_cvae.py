@@ -150,3 +150,72 @@ def test_bad_training_options_are_refused(option: dict[str, object], match: str)
     x, y = _data(8)
     with pytest.raises(ValueError, match=match):
         train_vae(x, CTINY, epochs=1, batch_size=8, lr=1e-3, seed=0, labels=y, **option)  # type: ignore[arg-type]
+
+
+FILM = VAEConfig(
+    image_size=16, latent_dim=4, channels=8, num_classes=10, class_embed_dim=4,
+    conditioning="film",
+)  # fmt: skip
+
+
+def test_a_config_from_before_conditioning_builds_the_concat_model() -> None:
+    # A glyph cVAE saved before the field has no "conditioning" in its config: it must
+    # rebuild the same layers (the same state-dict keys), or its weights would not load.
+    stored = {k: v for k, v in CTINY.to_dict().items() if k != "conditioning"}
+    cfg = VAEConfig.from_dict(stored)
+    assert cfg.conditioning == "concat"
+    assert set(ConvVAE(cfg).state_dict()) == set(ConvVAE(CTINY).state_dict())
+    assert not any(k.startswith("film") for k in ConvVAE(cfg).state_dict())
+    with pytest.raises(ValueError, match="conditioning"):
+        VAEConfig(num_classes=10, conditioning="add")
+
+
+def test_film_starts_as_concat_and_conditions_every_decoder_stage() -> None:
+    torch.manual_seed(0)
+    film = ConvVAE(FILM).eval()
+    plain = ConvVAE(CTINY).eval()
+    plain.load_state_dict({k: v for k, v in film.state_dict().items() if not k.startswith("film")})
+    # Zero-initialised: a fresh FiLM model decodes what its concat twin does.
+    z, y = torch.randn(3, 4), torch.tensor([1, 2, 3])
+    with torch.no_grad():
+        assert torch.allclose(film.decode(z, y), plain.decode(z, y))
+    # One (scale, shift) per stage input, coarsest first: widths 16 (4 px) then 8 (8 px).
+    assert [layer.out_features for layer in film.film or []] == [32, 16]
+    with torch.no_grad():
+        for layer in film.film or []:
+            layer.weight.normal_()
+        a = film.decode(z, y)
+        b = film.decode(z, torch.tensor([4, 5, 6]))
+        w = film.decode(z, torch.nn.functional.one_hot(y, 10).float())
+    assert not torch.allclose(a, b)
+    assert torch.allclose(a, w, atol=1e-6)  # class weights mix through FiLM too
+
+
+def test_film_cvae_trains_and_resumes_exactly() -> None:
+    x, y = _data()
+    kw = {"batch_size": 16, "lr": 2e-3, "seed": 1, "labels": y}
+    whole, h_whole = train_vae(x, FILM, epochs=2, **kw)  # type: ignore[arg-type]
+    assert any(bool(layer.weight.detach().any()) for layer in whole.film or [])
+    states: list[TrainState] = []
+    train_vae(x, FILM, epochs=2, on_checkpoint=states.append, **kw)  # type: ignore[arg-type]
+    resumed, h_res = train_vae(x, FILM, epochs=2, resume_state=states[0], **kw)  # type: ignore[arg-type]
+    assert h_res == h_whole
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_min_std_floors_the_posterior_and_leaves_the_mean() -> None:
+    x, y = _data(8)
+    torch.manual_seed(0)
+    plain = ConvVAE(CTINY).eval()
+    floored = ConvVAE(VAEConfig(**{**CTINY.to_dict(), "min_std": 0.3})).eval()
+    floored.load_state_dict(plain.state_dict())  # the same layers: only encode's output moves
+    with torch.no_grad():
+        mu0, logvar0 = plain.encode(x, y)
+        mu1, logvar1 = floored.encode(x, y)
+    assert torch.equal(mu0, mu1)
+    assert bool((logvar1.exp() >= 0.3**2 - 1e-6).all())
+    assert torch.allclose(logvar1.exp(), logvar0.exp() + 0.09, atol=1e-5)
+    assert VAEConfig.from_dict({"num_classes": 10}).min_std == 0.0  # an old checkpoint's
+    with pytest.raises(ValueError, match="min_std"):
+        VAEConfig(min_std=1.0)

@@ -356,3 +356,52 @@ def test_kl_warmup_is_a_vae_option_with_named_errors() -> None:
             parse_spec({"kind": "train", **bad})
         assert [f for f, _ in e.value.problems] == ["kl_warmup_epochs"]
         assert field_reason in e.value.problems[0][1]
+
+
+def test_conditioning_is_a_conditional_vae_option_with_named_errors() -> None:
+    def train(**f: object) -> TrainSpec:
+        spec = parse_spec({"kind": "train", **f})
+        assert isinstance(spec, TrainSpec)
+        return spec
+
+    shape = {"dataset": "glyphs", "conditional": True, "image_size": 32, "target": "sdf"}
+    assert train(**shape).conditioning == "concat"
+    assert train(**shape, conditioning="film").conditioning == "film"
+    assert train(conditional=True).conditioning == "concat"  # digits: the model as it was
+    assert train().conditioning is None  # unconditional: no class to condition on
+    assert train(model="gan").conditioning is None
+    for bad, field_reason in [
+        ({"conditional": True, "conditioning": "add"}, "'concat' or 'film'"),
+        ({"conditioning": "film"}, "only a conditional vae"),
+        ({"model": "gan", "conditioning": "film"}, "only a conditional vae"),
+    ]:
+        with pytest.raises(SpecError) as e:
+            parse_spec({"kind": "train", **bad})
+        assert [f for f, _ in e.value.problems] == ["conditioning"]
+        assert field_reason in e.value.problems[0][1]
+
+
+def test_min_std_is_a_vae_option_with_named_errors() -> None:
+    from farm.families import SHAPE_CVAE
+
+    def train(**f: object) -> TrainSpec:
+        spec = parse_spec({"kind": "train", **f})
+        assert isinstance(spec, TrainSpec)
+        return spec
+
+    shape = {"dataset": "glyphs", "conditional": True, "image_size": 32, "target": "sdf"}
+    assert train(**shape).min_std == SHAPE_CVAE["min_std"] > 0
+    assert train(**shape, min_std=0).min_std == 0
+    assert train().min_std == 0  # digits: the model as it was
+    assert train(model="gan").min_std is None
+    for bad, field_reason in [
+        ({"min_std": -0.1}, "greater than or equal to 0"),
+        ({"min_std": 1.0}, "less than 1"),
+        ({"min_std": True}, "valid number"),
+        ({"min_std": float("nan")}, "finite number"),
+        ({"model": "gan", "min_std": 0.3}, "only a vae job"),
+    ]:
+        with pytest.raises(SpecError) as e:
+            parse_spec({"kind": "train", **bad})
+        assert [f for f, _ in e.value.problems] == ["min_std"]
+        assert field_reason in e.value.problems[0][1]

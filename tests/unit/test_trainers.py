@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from farm.config import Settings
-from farm.families import info_from_metadata
+from farm.families import SHAPE_CVAE, info_from_metadata
 from farm.specs import TrainSpec, parse_spec
 from farm.states import TaskKind
 from workers.checkpoint import load_checkpoint
@@ -62,6 +62,8 @@ def test_sdf_cvae_on_glyphs_writes_the_contracts_metadata(tmp_path: Path) -> Non
     trained, meta = train_and_save(j)
     cfg = meta["config"]
     assert (cfg["target"], cfg["image_channels"], cfg["num_classes"]) == ("sdf", 1, 4)
+    # The shape cVAE's posterior floor is the spec's default, stored in the architecture.
+    assert (cfg["min_std"], cfg["conditioning"]) == (SHAPE_CVAE["min_std"], "concat")
     assert meta["classes"] == ["A", "B", "C", "D"]
     assert meta["sdf_spread_px"] == 4.0
     assert sorted(meta["style_names"]) == sorted(FONTS)
@@ -72,7 +74,7 @@ def test_sdf_cvae_on_glyphs_writes_the_contracts_metadata(tmp_path: Path) -> Non
     assert (info.target, info.classes, info.styles) == ("sdf", ("A", "B", "C", "D"),
                                                        tuple(meta["style_names"]))  # fmt: skip
     model, _, _ = load_model(j.out)
-    assert isinstance(model, ConvVAE)
+    assert isinstance(model, ConvVAE) and model.cfg.min_std == SHAPE_CVAE["min_std"]
     with torch.inference_mode():
         field = model.cpu().decode(torch.zeros(2, 4), torch.tensor([0, 3]))
     assert field.shape == (2, 1, 16, 16) and float(field.abs().max()) <= 1.0

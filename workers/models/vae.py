@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,
     "latent_dim": 8,
     "kl_warmup_epochs": 0,
+    "conditioning": "concat",
+    "min_std": 0.0,
 }
 
 # The tuned defaults per image size are the farm's (farm.families.VAE_SIZES): a model built
@@ -167,6 +169,9 @@ def class_condition(embed: nn.Embedding, labels: torch.Tensor, num_classes: int)
     return embed(labels)
 
 
+CONDITIONINGS = ("concat", "film")
+
+
 @dataclass
 class VAEConfig:
     """Architecture hyperparameters; stored in checkpoints so the model can be rebuilt."""
@@ -191,6 +196,16 @@ class VAEConfig:
     max_channels: int = 256
     # Width of the dense layer either side of the latent.
     hidden: int = 256
+    # How a cVAE's decoder sees the class: "concat" (the embedding joins z at the dense
+    # layer only; every checkpoint before this field) or "film" (also a per-stage scale and
+    # shift of every decoder stage's features from the embedding, so the class shapes each
+    # resolution instead of having to survive the dense layer beside z).
+    conditioning: str = "concat"
+    # A floor under the posterior's standard deviation (0: none, every checkpoint before
+    # this field). With a small latent and a few fonts each class's posteriors are near
+    # points (std ~0.01) and the decoder never sees the prior between them; a floor makes
+    # it decode a neighbourhood of each, so prior samples land where it has been trained.
+    min_std: float = 0.0
 
     def __post_init__(self) -> None:
         stage_count(self.image_size, self.base_size)
@@ -203,6 +218,12 @@ class VAEConfig:
         if self.image_channels not in IMAGE_CHANNELS:
             raise ValueError(f"image_channels must be 1, 3 or 4, got {self.image_channels}")
         check_target(self.target)
+        if not (math.isfinite(self.min_std) and 0.0 <= self.min_std < 1.0):
+            raise ValueError(f"min_std must be in [0, 1), got {self.min_std}")
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(
+                f"conditioning must be one of {', '.join(CONDITIONINGS)}, got {self.conditioning!r}"
+            )
         if self.target == "sdf" and self.image_channels != 1:
             raise ValueError("an sdf model has image_channels 1 (the field)")
 
@@ -230,8 +251,10 @@ class ConvVAE(nn.Module):
 
     With ``cfg.num_classes > 0`` (a cVAE) a class embedding is concatenated to the flattened
     conv features and to ``z``, so the latent only has to carry style and the class can be
-    chosen at render time. At 16 px grey the layers (and state-dict keys) are those of the
-    original two-stage model, so existing checkpoints still load.
+    chosen at render time; with ``cfg.conditioning == "film"`` it also scales and shifts the
+    input of every transposed conv (FiLM, Perez et al. 2018). At 16 px grey the layers (and
+    state-dict keys) are those of the original two-stage model, so existing checkpoints still
+    load; ``cfg.min_std`` (0 for them) only changes what :meth:`encode` returns.
     """
 
     def __init__(self, cfg: VAEConfig) -> None:
@@ -259,6 +282,15 @@ class ConvVAE(nn.Module):
             nn.LeakyReLU(0.2),
         )
         self.decoder_conv = nn.Sequential(*deconv_decoder(self._widths, out_channels))
+        # FiLM: one (scale, shift) pair per decoder stage input, coarsest first; zero-initialised
+        # so a fresh model starts as the concat one and learns how much the class modulates.
+        self.film: nn.ModuleList | None = None
+        if cond and cfg.conditioning == "film":
+            films = [nn.Linear(cond, 2 * w) for w in reversed(self._widths)]
+            for layer in films:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+            self.film = nn.ModuleList(films)
 
     @property
     def conditional(self) -> bool:
@@ -281,13 +313,27 @@ class ConvVAE(nn.Module):
         [-1, 1]) to the posterior ``(mu, logvar)``, each (B, D)."""
         h = self.encoder[: self._features](x)  # (B, W * base * base)
         h = self.encoder[self._features :](self._with_class(h, labels))  # (B, hidden)
-        return self.fc_mu(h), self.fc_logvar(h)
+        logvar = self.fc_logvar(h)
+        if self.cfg.min_std > 0:
+            # var = floor^2 + exp(raw): smooth, so the encoder still learns above the floor.
+            logvar = torch.logaddexp(logvar, logvar.new_tensor(2 * math.log(self.cfg.min_std)))
+        return self.fc_mu(h), logvar
 
     def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Raw decoder outputs ``(B, C, S, S)``, before the target's activation."""
-        h = self.decoder_fc(self._with_class(z, labels))
+        zc = self._with_class(z, labels)  # (B, D + E)
+        h = self.decoder_fc(zc)
         h = h.view(-1, self._widths[-1], self._low, self._low)  # (B, W, base, base)
-        return self.decoder_conv(h)  # (B, C, S, S)
+        if self.film is None:
+            return self.decoder_conv(h)  # (B, C, S, S)
+        e = zc[:, self.cfg.latent_dim :]  # (B, E): the class embedding (or a mix of them)
+        films = iter(self.film)
+        for layer in self.decoder_conv:
+            if isinstance(layer, nn.ConvTranspose2d):
+                scale, shift = next(films)(e).chunk(2, dim=1)  # each (B, W_stage)
+                h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+            h = layer(h)
+        return h  # (B, C, S, S)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Map latents ``(B, D)`` (and, for a cVAE, labels ``(B,)`` or class weights

@@ -31,6 +31,9 @@ def config_for(job: TrainJob, data: Samples) -> VAEConfig:
         num_classes=len(data.classes or ()) if cond else 0,
         image_channels=data.channels,
         target=data.target,
+        # A spec stored before the field trained the concat model.
+        conditioning=str(spec.get("conditioning") or "concat"),
+        min_std=float(spec.get("min_std") or 0.0),
     )
 
 
