@@ -375,6 +375,9 @@ def cached_reader(cache: Path | None, held: Dataset, n_cls: int, seed: int) -> j
     return reader
 
 
+STORYBOARDS = 4
+
+
 def storyboard_legibility(
     cvae: ConvVAE,
     reader: judges.Reader,
@@ -464,9 +467,17 @@ def glyphs_section(args: argparse.Namespace) -> None:
         ),
     )
     style = _shaded_style(train.sdf_spread_px)
-    keys, story_acc, glyph_edge, render_secs = storyboard_legibility(
-        cvae, reader, n_cls, latent, style
-    )
+    # Four storyboards (prior latents from seeds 1000-4000, 416 keyframes for A-Z): one
+    # storyboard's 104 keyframes move the share by a point a keyframe.
+    boards = [
+        storyboard_legibility(cvae, reader, n_cls, latent, style, seed=1000 * (k + 1))
+        for k in range(STORYBOARDS)
+    ]
+    keys = [k for b in boards for k in b[0]]
+    story_acc = float(np.mean([b[1] for b in boards]))
+    first_acc = boards[0][1]
+    glyph_edge = float(np.mean([b[2] for b in boards]))
+    render_secs = sum(b[3] for b in boards)
 
     # Today's grey pixel path: the real 16 px digits, bicubically upsampled by the renderer.
     dig, _ = load_digits_images(16)
@@ -483,9 +494,16 @@ def glyphs_section(args: argparse.Namespace) -> None:
         ("reader", "accuracy, real glyphs of the cVAE's training fonts", pct(reader_train_acc), ""),
         (
             "cVAE sdf",
-            f"storyboard keyframes at {RENDER}² read as requested ({len(keys)})",
+            f"storyboard keyframes at {RENDER}² read as requested ({len(keys)}, "
+            f"{STORYBOARDS} storyboards)",
             pct(story_acc),
             ">= 97%",
+        ),
+        (
+            "cVAE sdf",
+            f"the same, the first storyboard only ({len(boards[0][0])})",
+            pct(first_acc),
+            "",
         ),
         ("cVAE sdf", f"edge width at {RENDER}² (px)", f"{glyph_edge:.2f}", "<= 2.5"),
         ("16 px grey digits", f"edge width, bicubic to {RENDER}² (px)", f"{digit_edge:.2f}", ""),
