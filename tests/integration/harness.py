@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import redis
-from sqlalchemy import make_url
+from sqlalchemy import make_url, select
 
 from farm.celery_app import make_celery
 from farm.config import Settings
@@ -126,6 +126,19 @@ class Farm:
                 return value
             time.sleep(0.1)
         raise TimeoutError(f"timed out waiting for {what or predicate}")
+
+    def kill_first_attempt_at(self, job_id: int, counter: str, at_least: int) -> None:
+        """SIGKILL the pool process running the job's only task once its first attempt's
+        progress ``counter`` (a step, an epoch) reaches ``at_least``: past a resume file."""
+        from farm.models import Task
+
+        def pid_when_there() -> int | None:
+            with self.session() as s:
+                task = s.execute(select(Task).where(Task.job_id == job_id)).scalar_one()
+                done = (task.progress or {}).get(counter, 0)
+                return task.worker_pid if done >= at_least and task.attempts == 1 else None
+
+        os.kill(self.wait_until(pid_when_there, 120, f"{counter} {at_least}"), signal.SIGKILL)
 
     def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         if proc.poll() is None:

@@ -4,9 +4,7 @@ refuse mismatched renders at submission, resume a killed training task from its 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import struct
 import subprocess
 from pathlib import Path
@@ -187,15 +185,7 @@ def test_bad_data_and_corrupt_checkpoints_fail_at_once(farm: Farm, trained: dict
 def test_killed_training_resumes_from_its_checkpoint(farm: Farm, trained: dict[str, int]) -> None:
     spec = {**GAN, "name": "gan-kill", "steps": 200, "checkpoint_every": 20}
     job_id = farm.submit(spec)
-
-    def past_first_checkpoint() -> int | None:
-        with farm.session() as s:
-            task = s.execute(select(Task).where(Task.job_id == job_id)).scalar_one()
-            step = (task.progress or {}).get("step", 0)
-            return task.worker_pid if step >= 40 and task.attempts == 1 else None
-
-    pid = farm.wait_until(past_first_checkpoint, timeout_s=120, what="step 40")
-    os.kill(pid, signal.SIGKILL)
+    farm.kill_first_attempt_at(job_id, "step", 40)
     assert farm.wait(job_id, timeout_s=180)["state"] == "succeeded", farm.logs()
     ckpt = Path(artifact(farm, job_id, "checkpoint")["path"])
     meta = json.loads(ckpt.with_suffix(".json").read_text())

@@ -182,23 +182,12 @@ def test_a_killed_motion_training_resumes_where_its_resume_file_left_off(
 ) -> None:
     """The worker process dies mid-training; the sweeper requeues the task and the next
     attempt goes on from the last resume file (not from epoch 0) to the epochs asked for."""
-    import os
-    import signal
-
     from sqlalchemy import select
 
     from farm.models import Artifact, Task
 
     job_id = farm.submit({**MOTION, "name": "motion-kill", "epochs": 30, "checkpoint_every": 2})
-
-    def past_a_resume_file() -> int | None:
-        with farm.session() as s:
-            task = s.execute(select(Task).where(Task.job_id == job_id)).scalar_one()
-            epoch = (task.progress or {}).get("epoch", 0)
-            return task.worker_pid if epoch >= 4 and task.attempts == 1 else None
-
-    pid = farm.wait_until(past_a_resume_file, timeout_s=120, what="epoch 4")
-    os.kill(pid, signal.SIGKILL)
+    farm.kill_first_attempt_at(job_id, "epoch", 4)
     assert farm.wait(job_id, timeout_s=300)["state"] == "succeeded", farm.logs()
     with farm.session() as s:
         attempts = s.execute(select(Task.attempts).where(Task.job_id == job_id)).scalar_one()
