@@ -24,7 +24,7 @@ from farm.runtime import child_env
 from tests.integration.harness import Farm, make_settings
 from workers.encode import count_frames, ffmpeg_binary
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.one_pass]
 CHUNKS = {"width": 256, "height": 256, "batch_size": 8}
 
 
