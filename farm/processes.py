@@ -230,20 +230,31 @@ class Interrupted(BaseException):
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
     """SIGINT and SIGTERM raise :class:`Interrupted` once; later ones are ignored while the
-    command cleans up (which is bounded: children get ``grace_s``, then SIGKILL)."""
+    command cleans up (which is bounded: children get ``grace_s``, then SIGKILL).
+
+    The exception is raised wherever the main thread happens to be, and cleanup code there
+    may replace it with one of its own (SQLAlchemy's pre-ping, interrupted mid-query, raises
+    psycopg's "can't change autocommit" from its ``finally``). So once a signal has fired,
+    whatever escapes the block leaves as :class:`Interrupted`, the other chained to it."""
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    fired = threading.Event()
+    fired: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
-        if fired.is_set():
+        if fired:
             return
-        fired.set()
+        fired.append(signum)
         raise Interrupted(signum)
 
     for s in previous:
         signal.signal(s, handler)
     try:
         yield
+    except Interrupted:
+        raise
+    except BaseException as e:
+        if fired:
+            raise Interrupted(fired[0]) from e
+        raise
     finally:
         for s, h in previous.items():
             signal.signal(s, h)

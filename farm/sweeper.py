@@ -8,11 +8,15 @@ applies them through the state machine and then sends whatever became ready.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import func, select, text
@@ -77,12 +81,22 @@ def decide_lost(
     now: datetime,
     grace_s: float,
     max_resends: int,
+    held: Mapping[int, float] | None = None,
+    hold_s: float = 0.0,
 ) -> list[Decision]:
     """Per queue: if the broker holds fewer messages than tasks await one, the oldest sent of
-    those older than the grace period are the lost ones (messages are consumed in order)."""
+    those older than the grace period are the lost ones (messages are consumed in order).
+
+    ``held`` maps a task to how long ago a worker took its message (seconds) and still holds
+    it unacknowledged: such a message has left the queue but is not lost while its worker is
+    starting the task. It is trusted for ``hold_s``, a lease's length; past that its worker
+    is taken for dead, as one whose lease expired would be, and the task is judged again."""
+    held = held or {}
     out: list[Decision] = []
     by_queue: dict[str, list[Unclaimed]] = {}
     for t in unclaimed:
+        if held.get(t.id, hold_s) < hold_s:
+            continue
         by_queue.setdefault(t.queue, []).append(t)
     for queue, tasks in by_queue.items():
         missing = len(tasks) - in_broker.get(queue, 0)
@@ -101,6 +115,22 @@ def decide_lost(
 
 
 def broker_depths(celery: Celery, queues: Sequence[str]) -> dict[str, int]:
+    """Messages waiting per queue."""
+    return _read_broker(celery, queues, held=False)[0]
+
+
+def broker_snapshot(
+    celery: Celery, queues: Sequence[str]
+) -> tuple[dict[str, int], dict[int, float]]:
+    """Messages waiting per queue, then the tasks whose messages workers hold (see
+    :func:`held_messages`), read in that order so a message taken between the two reads is
+    counted twice (a pass too lenient) rather than not at all (a needless re-send)."""
+    return _read_broker(celery, queues, held=True)
+
+
+def _read_broker(
+    celery: Celery, queues: Sequence[str], *, held: bool
+) -> tuple[dict[str, int], dict[int, float]]:
     depths: dict[str, int] = {}
     with celery.connection_for_write() as conn:
         channel = conn.default_channel
@@ -111,7 +141,39 @@ def broker_depths(celery: Celery, queues: Sequence[str]) -> dict[str, int]:
                 depths[q] = 0
                 conn.close()
                 channel = conn.default_channel
-    return depths
+        return depths, held_messages(channel, time.time()) if held else {}
+
+
+def held_messages(channel: Any, now: float) -> dict[int, float]:
+    """Farm task id -> seconds since a worker took its message, for the messages workers hold
+    unacknowledged (kombu's Redis transport keeps them in a hash, with the time each was taken
+    in a sorted set beside it). Other transports say nothing here: {}."""
+    key = getattr(channel, "unacked_key", None)
+    if key is None:
+        return {}
+    client = channel.client
+    taken = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
+    out: dict[int, float] = {}
+    for tag, raw in client.hgetall(key).items():
+        task_id = message_task_id(raw)
+        if task_id is not None:
+            out[task_id] = max(0.0, now - taken.get(tag, 0.0))
+    return out
+
+
+def message_task_id(raw: bytes | str) -> int | None:
+    """The farm task id a held Celery message carries (its only argument), or None for a
+    message that is not one of the farm's tasks."""
+    try:
+        payload = json.loads(raw)[0]
+        if payload.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(payload["body"])
+        else:
+            body = payload["body"]
+        args = json.loads(body)[0]
+        return int(args[0]) if len(args) == 1 and isinstance(args[0], int) else None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
 
 
 def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
@@ -130,7 +192,7 @@ def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
                 .distinct()
             ).scalars()
         )
-    depths = broker_depths(celery, queues) if queues else {}
+    depths, held = broker_snapshot(celery, queues) if queues else ({}, {})
     with session_scope(settings) as session:
         now = session.execute(select(func.now())).scalar_one()
         running = [
@@ -153,7 +215,10 @@ def sweep_once(settings: Settings, celery: Celery) -> list[Decision]:
         ]
     decisions = decide_expired(running, now)
     if unclaimed:
-        decisions += decide_lost(unclaimed, depths, now, settings.unclaimed_s, settings.max_resends)
+        decisions += decide_lost(
+            unclaimed, depths, now, settings.unclaimed_s, settings.max_resends,
+            held=held, hold_s=settings.lease_s,
+        )  # fmt: skip
     for d in decisions:
         try:
             _apply(settings, d)

@@ -103,8 +103,10 @@ class Farm:
         args = ["worker", "--queues", queues, *(["--name", name] if name else []), *options]
         return self._spawn(args, tag, prefix=prefix, env_overrides=env_overrides, module=module)
 
-    def start_sweeper(self) -> subprocess.Popen[bytes]:
-        return self._spawn(["sweep", "--loop"], "sweeper")
+    def start_sweeper(
+        self, env_overrides: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        return self._spawn(["sweep", "--loop"], "sweeper", env_overrides=env_overrides)
 
     def submit(self, spec: dict[str, Any], **kw: Any) -> int:
         return submit(self.settings, self.celery, parse_spec(spec), **kw).job_id

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kombu import Consumer, Queue
+from kombu.message import Message
 from sqlalchemy import func, select
 
 from farm.models import Artifact, Event, Task
+from farm.states import TaskKind
 from tests.integration.harness import Farm, make_settings
 from workers.encode import count_frames, ffmpeg_binary
 
@@ -143,3 +146,52 @@ def test_flushed_broker_queue_is_recovered_by_the_sweeper(bare: Farm, checkpoint
             select(func.count()).where(Event.job_id == job, Event.message.like("message lost%"))
         ).scalar_one()
     assert resent == ahead
+
+
+def _lost_events(farm: Farm, job_id: int) -> int:
+    with farm.session() as s:
+        return s.execute(
+            select(func.count()).where(Event.job_id == job_id, Event.message.like("message lost%"))
+        ).scalar_one()
+
+
+@pytest.mark.one_pass
+def test_a_message_a_worker_holds_unclaimed_is_trusted_for_a_lease(
+    bare: Farm, checkpoint: str
+) -> None:
+    """A worker that took a message and is slow to claim it (a pool process starting) holds
+    it unacknowledged, out of the queue: not lost while a lease lasts, re-sent after."""
+    for p in bare.procs:
+        bare.stop(p)
+    bare.redis.delete("gpu")  # duplicates earlier tests left
+    spec = {"kind": "render", "checkpoint": checkpoint, "frames": "1-8", "width": 64, "height": 64}
+    held_job = bare.submit({**spec, "name": "held"})
+    lost_job = bare.submit({**spec, "name": "lost"})
+    with bare.celery.connection_for_read() as conn:
+        taken: list[Message] = []
+        consumer = Consumer(
+            conn.default_channel, [Queue("gpu", no_declare=True)], accept=["json"],
+            on_message=taken.append, prefetch_count=1,
+        )  # fmt: skip
+        consumer.consume()
+        conn.drain_events(timeout=10)
+        assert len(taken) == 1 and taken[0].payload[0][0] == _task_of(bare, held_job)
+        bare.redis.delete("gpu")  # the other job's message is lost
+        sweeper = bare.start_sweeper({"FARM_LEASE_S": "15"})
+        bare.wait_until(lambda: _lost_events(bare, lost_job), 60, "the lost message re-sent")
+        assert _lost_events(bare, held_job) == 0  # held, so not lost
+        bare.wait_until(lambda: _lost_events(bare, held_job), 60, "the held message re-sent")
+        bare.start_worker()
+        for job in (held_job, lost_job):
+            assert bare.wait(job, timeout_s=120)["state"] == "succeeded", bare.logs()
+    assert _video_frames(bare, held_job) == 8
+    assert _successes_per_task(bare, held_job) == [1, 1]  # the chunk and the assembly
+    bare.stop(sweeper)
+
+
+def _task_of(farm: Farm, job_id: int) -> int:
+    """The job's one chunk."""
+    with farm.session() as s:
+        return s.execute(
+            select(Task.id).where(Task.job_id == job_id, Task.kind == TaskKind.RENDER_CHUNK)
+        ).scalar_one()

@@ -89,3 +89,21 @@ def test_a_signal_raises_once_with_the_shell_exit_code(sig: int, code: int) -> N
         time.sleep(1)
     assert got.value.exit_code == code
     assert signal.getsignal(sig) == before
+
+
+def test_a_signal_stays_an_interrupt_when_cleanup_raises_another_error() -> None:
+    """As SQLAlchemy's pre-ping does when the signal lands mid-query: its ``finally`` raises
+    its own error, which must not turn SIGTERM into a plain failure (exit 1)."""
+    with pytest.raises(Interrupted) as got, interruptible():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        finally:
+            raise RuntimeError("can't change 'autocommit' now")
+    assert got.value.exit_code == 143
+    assert isinstance(got.value.__cause__, RuntimeError)
+
+
+def test_an_error_without_a_signal_passes_through_unchanged() -> None:
+    with pytest.raises(RuntimeError), interruptible():
+        raise RuntimeError("plain")

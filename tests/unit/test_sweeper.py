@@ -135,3 +135,47 @@ def test_surplus_in_one_queue_does_not_cover_another() -> None:
 
 def test_no_unclaimed_tasks_gives_nothing() -> None:
     assert decide_lost([], {"gpu": 0}, NOW, grace_s=30, max_resends=5) == []
+
+
+# --- messages that workers hold --------------------------------------------------------
+
+
+def test_a_message_a_worker_holds_is_not_lost_for_a_lease() -> None:
+    tasks = _unclaimed()  # none of the three in the queue: a worker took 1, 2 and 3 is lost
+    decisions = decide_lost(
+        tasks, {"gpu": 0}, NOW, grace_s=30, max_resends=5, held={1: 59.0, 2: 0.0}, hold_s=60
+    )
+    assert decisions == [Decision(3, "resend", "message lost: re-sending")]
+
+
+def test_a_message_held_past_a_lease_is_judged_again() -> None:
+    # The worker took 1 and 2 but never claimed them: taken for dead, as a lease would be.
+    decisions = decide_lost(
+        _unclaimed(), {"gpu": 1}, NOW, grace_s=30, max_resends=5, held={1: 61.0, 2: 60.0},
+        hold_s=60,
+    )  # fmt: skip
+    assert [d.task_id for d in decisions] == [1, 2]
+
+
+def _held_celery_message(args: list[object]) -> str:
+    """A Celery message as kombu's Redis transport keeps it while a worker holds it:
+    ``[message, exchange, routing key]`` as JSON, the message as Celery sent it."""
+    import json
+
+    from celery import Celery
+
+    app = Celery(broker="memory://")
+    app.conf.task_serializer = "json"
+    app.send_task("farm.render_chunk", args=args, queue="gpu")
+    with app.connection_for_read() as conn:
+        message = conn.default_channel._get("gpu")
+    return json.dumps([message, "", "gpu"])
+
+
+def test_the_task_id_is_read_from_a_message_celery_sent() -> None:
+    from farm.sweeper import message_task_id
+
+    assert message_task_id(_held_celery_message([4711])) == 4711
+    assert message_task_id(_held_celery_message(["x", 2])) is None
+    assert message_task_id(b"not json") is None
+    assert message_task_id('[{"body": "!!"}, "", "gpu"]') is None
