@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from farm.models import Event, Job, Task
 from tests.integration.harness import Farm, make_settings
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.one_pass]
 
 JOBS, CHUNKS = 100, 99  # + one assembly per job: 10,000 render tasks, and the train task
 

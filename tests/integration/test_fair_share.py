@@ -20,6 +20,8 @@ from farm.specs import parse_spec
 from farm.submit import Submission, submit_many
 from tests.integration.harness import Farm, make_settings
 
+pytestmark = pytest.mark.one_pass
+
 STAGE_S = 1.0
 WORKERS = 3
 

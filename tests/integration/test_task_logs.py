@@ -21,7 +21,7 @@ from farm.tokens import create
 from tests.integration.harness import Farm, make_settings
 from tests.integration.test_api import spawn_api
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.one_pass]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ from farm.usage import usage
 from tests.integration.harness import Farm, make_settings
 from tests.integration.test_api import spawn_api
 
+pytestmark = pytest.mark.one_pass
+
 LEASE_S = 3.0
 
 
