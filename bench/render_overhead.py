@@ -185,7 +185,7 @@ def main() -> None:
     with services(settings) as s:
         celery = make_celery(s)
         workers = [
-            start_worker(s, name=f"worker {i}", log_file=root / f"worker-{i}.log")
+            start_worker(s, name=f"worker {i}", log_file=root / f"worker-{i}.log", of=args.workers)
             for i in range(args.workers)
         ]
         waiter = FinishWaiter(s)

@@ -25,7 +25,7 @@ from typing import IO
 
 from farm.config import Settings
 from farm.errors import FarmError
-from farm.runtime import child_env
+from farm.runtime import available_cpus, child_env, shared_threads
 
 TAIL_LINES = 30
 
@@ -129,9 +129,15 @@ def start_worker(
     name: str = "worker",
     log_file: Path | None = None,
     echo: IO[str] | None = None,
+    of: int = 1,
 ) -> Child:
-    """A ``farm worker`` child on the resolved servers."""
-    return start_child(name, worker_args(queues), child_env(settings), log_file=log_file, echo=echo)
+    """A ``farm worker`` child on the resolved servers, one ``of`` that many the command
+    starts here (they share the CPUs out: :func:`farm.runtime.shared_threads`)."""
+    env = child_env(settings)
+    threads = shared_threads(settings.worker_threads, of, available_cpus())
+    if threads is not None:
+        env["FARM_WORKER_THREADS"] = str(threads)
+    return start_child(name, worker_args(queues), env, log_file=log_file, echo=echo)
 
 
 def stop_children(children: Sequence[Child], grace_s: float = 8.0) -> None:

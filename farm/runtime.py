@@ -54,3 +54,23 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["FARM_OUTPUT_ROOT"] = str(settings.output_root_abs())
     env["FARM_DATA_DIR"] = str(settings.data_dir.resolve())
     return env
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def shared_threads(configured: int | None, workers: int, cpus: int) -> int | None:
+    """Torch threads for each of ``workers`` worker processes one command starts on this
+    machine: the CPUs shared out between them, unless ``FARM_WORKER_THREADS`` says.
+
+    A worker divides the CPUs by its own concurrency but cannot know its siblings; left to
+    itself each of two workers on 2 cores takes both, and torch's threads then wait on each
+    other (two 500-frame chunks took 1.2 s against 0.6 s)."""
+    if configured is not None or workers <= 1:
+        return configured
+    return max(1, cpus // workers)

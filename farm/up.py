@@ -36,7 +36,7 @@ def run_up(settings: Settings, *, workers: int, queues: str, api: bool, console:
         def worker(i: int) -> Child:
             name = f"worker {i}"
             log = logs / f"up-worker-{i}.log"
-            return start_worker(s, queues, name=name, log_file=log, echo=sys.stderr)
+            return start_worker(s, queues, name=name, log_file=log, echo=sys.stderr, of=workers)
 
         for i in range(1, workers + 1):
             children.add(worker(i))

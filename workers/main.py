@@ -18,6 +18,7 @@ from farm import registry
 from farm.celery_app import make_celery
 from farm.config import Settings
 from farm.planner import CPU_QUEUE, GPU_QUEUE
+from farm.runtime import available_cpus
 from workers.tasks import register
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,6 @@ class Presence(threading.Thread):
 def torch_threads(configured: int | None, concurrency: int, cpus: int) -> int:
     """Torch threads per pool process: the setting, else this process's CPUs shared out."""
     return configured or max(1, cpus // max(1, concurrency))
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def run_worker(
