@@ -120,27 +120,38 @@ class Farm:
     def session(self):  # type: ignore[no-untyped-def]
         return session_scope(self.settings)
 
-    def wait_until(self, predicate: Any, timeout_s: float = 60, what: str = "") -> Any:
+    def wait_until(
+        self, predicate: Any, timeout_s: float = 60, what: str = "", poll_s: float = 0.1
+    ) -> Any:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
-            time.sleep(0.1)
+            time.sleep(poll_s)
         raise TimeoutError(f"timed out waiting for {what or predicate}")
 
     def kill_first_attempt_at(self, job_id: int, counter: str, at_least: int) -> None:
-        """SIGKILL the pool process running the job's only task once its first attempt's
-        progress ``counter`` (a step, an epoch) reaches ``at_least``: past a resume file."""
-        from farm.models import Task
+        """SIGKILL the pool process running the job's only task once its first attempt is
+        past a resume file: the file on disk, or its progress ``counter`` (a step, an epoch)
+        at ``at_least``. Progress is written at most once a second, and on a quiet box a tiny
+        training can finish inside that second, so the file is watched too."""
+        from farm.models import Job, Task
+
+        with self.session() as s:
+            name = s.execute(select(Job.name).where(Job.id == job_id)).scalar_one()
+        resume = self.settings.output_root_abs() / "checkpoints" / f"{name}.resume.safetensors"
 
         def pid_when_there() -> int | None:
             with self.session() as s:
                 task = s.execute(select(Task).where(Task.job_id == job_id)).scalar_one()
-                done = (task.progress or {}).get(counter, 0)
-                return task.worker_pid if done >= at_least and task.attempts == 1 else None
+            if task.attempts != 1 or task.worker_pid is None:
+                return None
+            done = (task.progress or {}).get(counter, 0)
+            return task.worker_pid if done >= at_least or resume.is_file() else None
 
-        os.kill(self.wait_until(pid_when_there, 120, f"{counter} {at_least}"), signal.SIGKILL)
+        pid = self.wait_until(pid_when_there, 120, f"{counter} {at_least}", poll_s=0.02)
+        os.kill(pid, signal.SIGKILL)
 
     def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         if proc.poll() is None:

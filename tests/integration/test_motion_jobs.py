@@ -186,7 +186,7 @@ def test_a_killed_motion_training_resumes_where_its_resume_file_left_off(
 
     from farm.models import Artifact, Task
 
-    job_id = farm.submit({**MOTION, "name": "motion-kill", "epochs": 30, "checkpoint_every": 2})
+    job_id = farm.submit({**MOTION, "name": "motion-kill", "epochs": 60, "checkpoint_every": 2})
     farm.kill_first_attempt_at(job_id, "epoch", 4)
     assert farm.wait(job_id, timeout_s=300)["state"] == "succeeded", farm.logs()
     with farm.session() as s:
@@ -196,5 +196,5 @@ def test_a_killed_motion_training_resumes_where_its_resume_file_left_off(
         ).scalar_one()
     meta = json.loads(Path(path).with_suffix(".json").read_text())
     assert attempts >= 2
-    assert meta["resumed_from_epoch"] >= 2 and meta["epoch"] == 30
-    assert len(meta["history"]) == 30
+    assert meta["resumed_from_epoch"] >= 2 and meta["epoch"] == 60
+    assert len(meta["history"]) == 60
