@@ -64,6 +64,12 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def torch_threads(configured: int | None, processes: int, cpus: int) -> int:
+    """Torch threads for each of ``processes`` sharing ``cpus``: the setting, else the CPUs
+    shared out (at least one)."""
+    return configured or max(1, cpus // max(1, processes))
+
+
 def shared_threads(configured: int | None, workers: int, cpus: int) -> int | None:
     """Torch threads for each of ``workers`` worker processes one command starts on this
     machine: the CPUs shared out between them, unless ``FARM_WORKER_THREADS`` says.
@@ -73,4 +79,4 @@ def shared_threads(configured: int | None, workers: int, cpus: int) -> int | Non
     other (two 500-frame chunks took 1.2 s against 0.6 s)."""
     if configured is not None or workers <= 1:
         return configured
-    return max(1, cpus // workers)
+    return torch_threads(None, workers, cpus)

@@ -95,7 +95,7 @@ def decide_lost(
     out: list[Decision] = []
     by_queue: dict[str, list[Unclaimed]] = {}
     for t in unclaimed:
-        if held.get(t.id, hold_s) < hold_s:
+        if t.id in held and held[t.id] < hold_s:
             continue
         by_queue.setdefault(t.queue, []).append(t)
     for queue, tasks in by_queue.items():

@@ -79,6 +79,11 @@ def save_checkpoint(path: Path, model: nn.Module, metadata: Mapping[str, Any]) -
                 tmp.unlink()
 
 
+def resume_path(checkpoint: Path) -> Path:
+    """A training's resume file, next to the checkpoint it belongs to."""
+    return checkpoint.with_name(checkpoint.stem + ".resume.safetensors")
+
+
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read ``(state_dict, metadata)`` from a checkpoint written by :func:`save_checkpoint`.
 

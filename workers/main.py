@@ -18,7 +18,7 @@ from farm import registry
 from farm.celery_app import make_celery
 from farm.config import Settings
 from farm.planner import CPU_QUEUE, GPU_QUEUE
-from farm.runtime import available_cpus
+from farm.runtime import available_cpus, torch_threads
 from workers.tasks import register
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,6 @@ class Presence(threading.Thread):
             registry.stopped(self.settings, self.name)
         except Exception as e:
             log.warning("could not mark worker %s stopped: %s", self.name, e)
-
-
-def torch_threads(configured: int | None, concurrency: int, cpus: int) -> int:
-    """Torch threads per pool process: the setting, else this process's CPUs shared out."""
-    return configured or max(1, cpus // max(1, concurrency))
 
 
 def run_worker(

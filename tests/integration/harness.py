@@ -137,10 +137,12 @@ class Farm:
         at ``at_least``. Progress is written at most once a second, and on a quiet box a tiny
         training can finish inside that second, so the file is watched too."""
         from farm.models import Job, Task
+        from farm.outputs import default_output
+        from workers.checkpoint import resume_path
 
         with self.session() as s:
             name = s.execute(select(Job.name).where(Job.id == job_id)).scalar_one()
-        resume = self.settings.output_root_abs() / "checkpoints" / f"{name}.resume.safetensors"
+        resume = resume_path(self.settings.output_root_abs() / default_output("train", name))
 
         def pid_when_there() -> int | None:
             with self.session() as s:

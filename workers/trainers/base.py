@@ -18,7 +18,7 @@ from torch import nn
 
 from farm.inputs import OutsideInputRoots, dataset_input, input_roots
 from farm.specs import dataset_options
-from workers.checkpoint import save_checkpoint
+from workers.checkpoint import resume_path, save_checkpoint
 from workers.context import PermanentError, TaskContext
 from workers.datasets import Dataset, DatasetError, load_dataset
 from workers.models.vae import TrainState, check_resume, load_train_state, save_train_state
@@ -67,7 +67,7 @@ class TrainJob:
     @property
     def state_path(self) -> Path:
         """The resume file, next to the checkpoint it belongs to."""
-        return self.out.with_name(self.out.stem + ".resume.safetensors")
+        return resume_path(self.out)
 
     def sibling(self, suffix: str) -> Path:
         return self.out.with_name(self.out.stem + suffix)
